@@ -1,0 +1,115 @@
+// The field configuration (TOML). Every key is declared once in a table (agent/src/config_*.cpp)
+// with its type, default, bounds and documentation; the parser checks a file against the table
+// and reports every problem with file:line:column, and docs/configuration.md is generated from
+// the same table (`edgepipe config-reference`).
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <optional>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "edgepipe/buffer/store.h"
+#include "edgepipe/core/log.h"
+#include "edgepipe/core/pipeline.h"
+#include "edgepipe/core/status.h"
+#include "edgepipe/firmware_bridge/simulator.h"
+#include "edgepipe/uploader/encoder.h"
+#include "edgepipe/uploader/object.h"
+
+namespace edgepipe::agent {
+
+// Where a configuration problem is.
+struct ConfigProblem {
+  std::string file;
+  int line = 0;    // 1-based; 0 when unknown
+  int column = 0;  // 1-based; 0 when unknown
+  std::string message;
+  std::string ToString() const;  // "file:line:col: message"
+};
+
+// A secret given inline, by file path, or by the name of a systemd credential
+// ($CREDENTIALS_DIRECTORY/<name>, see LoadCredential= in packaging/edgepipe.service).
+struct SecretRef {
+  std::string value;       // inline (discouraged; allowed for tests and demos)
+  std::string file;        // path of a file holding the secret
+  std::string credential;  // systemd credential name
+  bool empty() const { return value.empty() && file.empty() && credential.empty(); }
+};
+// Reads the secret (trailing newline stripped). kNotFound / kFailedPrecondition with a message
+// that names the file or credential but never the secret.
+Result<std::string> LoadSecret(const SecretRef& ref);
+
+struct DeviceConfig {
+  std::string id;
+  std::vector<std::pair<std::string, std::string>> labels;  // sorted by key
+};
+
+struct AgentConfig {
+  LogLevel log_level = LogLevel::kInfo;
+  int64_t status_interval_us = 60'000'000;   // periodic status line in the log
+  int64_t shutdown_timeout_us = 20'000'000;  // time allowed to drain on SIGTERM
+};
+
+struct UploadConfig {
+  std::string url;                      // "file:///dir" or "s3://bucket/prefix"
+  std::string scheme;                   // "file" or "s3" (derived)
+  std::string path;                     // directory (file) or bucket (s3) (derived)
+  std::string prefix;                   // key prefix (derived)
+  uploader::Format format = uploader::Format::kNdjson;
+  int zstd_level = 3;
+  std::string key_template = uploader::kDefaultKeyTemplate;
+  int64_t poll_interval_us = 1'000'000;
+  int64_t retry_base_us = 1'000'000;
+  int64_t retry_cap_us = 300'000'000;
+  int64_t config_retry_us = 60'000'000;
+};
+
+struct SourceConfig {
+  std::string type;  // "simulator", ...
+  std::string name;
+  fb::SimulatorOptions simulator;
+};
+
+enum class RuleAction { kReject, kFlag, kOff };
+
+struct ValidationConfig {
+  RuleAction non_finite = RuleAction::kReject;
+};
+
+struct Config {
+  std::string file;  // where it was read from ("<embedded>" for the default)
+  DeviceConfig device;
+  AgentConfig agent;
+  buffer::Options buffer;
+  BatchPolicy batch;
+  UploadConfig upload;
+  std::vector<SourceConfig> sources;
+  ValidationConfig validation;
+};
+
+// Parses and checks a configuration. On failure every problem found is returned (not only the
+// first); a TOML syntax error stops parsing at that point.
+struct ParseResult {
+  std::optional<Config> config;
+  std::vector<ConfigProblem> problems;
+};
+ParseResult ParseConfigText(const std::string& text, const std::string& file_name);
+ParseResult LoadConfigFile(const std::string& path);
+
+// The embedded default: simulated sensors -> validation -> buffer -> file:// outbox, all
+// under `state_dir`.
+std::string DefaultConfigText(const std::string& state_dir);
+
+// Markdown reference of every section and key, generated from the same table the parser uses.
+std::string ConfigReferenceMarkdown();
+
+// Human units, exposed for tests: "512MiB", "64kB", "1000" -> bytes; "250ms", "5m", "1h30m" -> us.
+std::optional<uint64_t> ParseSize(std::string_view text);
+std::optional<int64_t> ParseDuration(std::string_view text);
+std::string FormatSize(uint64_t bytes);
+std::string FormatDuration(int64_t us);
+
+}  // namespace edgepipe::agent

@@ -1,0 +1,210 @@
+#include "edgepipe/agent/agent.h"
+
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/post.hpp>
+#include <boost/asio/signal_set.hpp>
+#include <boost/asio/steady_timer.hpp>
+
+#include "edgepipe/core/log.h"
+#include "edgepipe/core/time_util.h"
+#include "edgepipe/firmware_bridge/simulator.h"
+
+namespace edgepipe::agent {
+namespace {
+constexpr const char* kLog = "agent";
+}
+
+// ---- Ingest ----
+
+Ingest::Ingest(const ValidationConfig& config, Clock& clock, ReadingSink& buffer)
+    : validator_(config, clock), buffer_(buffer) {}
+
+Result<uint64_t> Ingest::Append(std::span<const Reading> readings) {
+  std::vector<Reading> in(readings.begin(), readings.end());
+  std::vector<Reading> passed;
+  std::vector<QuarantineRecord> rejected;
+  std::lock_guard<std::mutex> lock(mu_);
+  validator_.Process(in, &passed, &rejected);
+  uint64_t ticket = 0;
+  for (const QuarantineRecord& q : rejected) {
+    Result<uint64_t> t = buffer_.Quarantine(q);
+    if (!t.ok()) return t.status();
+    ticket = std::max(ticket, *t);
+  }
+  if (!passed.empty()) {
+    Result<uint64_t> t = buffer_.Append(passed);
+    if (!t.ok()) return t.status();
+    ticket = std::max(ticket, *t);
+  }
+  return ticket;
+}
+
+Result<uint64_t> Ingest::Quarantine(const QuarantineRecord& record) {
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    ++source_rejects_[record.rule];
+  }
+  return buffer_.Quarantine(record);
+}
+
+ValidationStats Ingest::stats() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  ValidationStats s = validator_.stats();
+  for (const auto& [rule, n] : source_rejects_) s.rejected[rule] += n;
+  return s;
+}
+
+// ---- Factories ----
+
+Result<std::unique_ptr<uploader::Sink>> MakeSink(const UploadConfig& config) {
+  if (config.scheme == "file") return std::unique_ptr<uploader::Sink>(new uploader::FileSink(config.path));
+  return FailedPreconditionError("destination " + config.url + ": the s3:// sink is not available in this build");
+}
+
+Result<std::unique_ptr<Source>> MakeSource(const SourceConfig& config, ReadingSink& sink, Clock& clock) {
+  if (config.type == "simulator") return std::unique_ptr<Source>(new fb::Simulator(config.simulator, sink, clock));
+  return InvalidArgumentError("source " + config.name + ": unsupported type " + config.type);
+}
+
+// ---- Agent ----
+
+Agent::Agent(Config config, Clock& clock) : config_(std::move(config)), clock_(clock) {}
+
+Agent::~Agent() { Shutdown().IgnoreError(); }
+
+Status Agent::Start() {
+  started_mono_ = clock_.MonotonicNowUs();
+  buffer::Options bopt = config_.buffer;
+  bopt.clock = &clock_;
+  Result<std::unique_ptr<buffer::Store>> store = buffer::Store::Open(bopt);
+  if (!store.ok()) return store.status();
+  store_ = std::move(*store);
+  ingest_ = std::make_unique<Ingest>(config_.validation, clock_, *store_);
+
+  Result<std::unique_ptr<uploader::Sink>> sink = MakeSink(config_.upload);
+  if (!sink.ok()) return sink.status();
+  sink_ = std::move(*sink);
+  uploader::ObjectOptions oopt;
+  oopt.format = config_.upload.format;
+  oopt.zstd_level = config_.upload.zstd_level;
+  oopt.prefix = config_.upload.prefix;
+  oopt.key_template = config_.upload.key_template;
+  oopt.context.device = config_.device.id;
+  oopt.context.labels = config_.device.labels;
+  uploader::UploaderOptions uopt;
+  uopt.policy = config_.batch;
+  uopt.poll_interval_us = config_.upload.poll_interval_us;
+  uopt.retry_base_us = config_.upload.retry_base_us;
+  uopt.retry_cap_us = config_.upload.retry_cap_us;
+  uopt.config_retry_us = config_.upload.config_retry_us;
+  uploader_ = std::make_unique<uploader::Uploader>(*store_, uploader::ObjectBuilder(oopt), *sink_, clock_, uopt);
+  upload_thread_ = std::thread([this] { uploader_->Run(); });
+
+  for (const SourceConfig& sc : config_.sources) {
+    Result<std::unique_ptr<Source>> src = MakeSource(sc, *ingest_, clock_);
+    if (!src.ok()) return src.status();
+    Status s = (*src)->Start();
+    if (!s.ok()) return Status(s.code(), "source " + sc.name + ": " + s.message());
+    sources_.push_back(std::move(*src));
+  }
+  EP_LOG_NOTICE(kLog, "started: device %s, %zu source(s), buffer %s, destination %s", config_.device.id.c_str(),
+                sources_.size(), config_.buffer.path.c_str(), sink_->Describe().c_str());
+  return Status::Ok();
+}
+
+void Agent::RequestStop() {
+  stop_requested_ = true;
+  std::lock_guard<std::mutex> lock(stop_mu_);
+  if (wake_) wake_();
+}
+
+Status Agent::Run(int64_t duration_us) {
+  boost::asio::io_context io;
+  boost::asio::signal_set signals(io, SIGINT, SIGTERM);
+  signals.async_wait([&](const boost::system::error_code& ec, int signo) {
+    if (ec) return;
+    EP_LOG_NOTICE(kLog, "received %s, shutting down", signo == SIGTERM ? "SIGTERM" : "SIGINT");
+    io.stop();
+  });
+  boost::asio::steady_timer deadline(io);
+  if (duration_us > 0) {
+    deadline.expires_after(std::chrono::microseconds(duration_us));
+    deadline.async_wait([&](const boost::system::error_code& ec) {
+      if (!ec) io.stop();
+    });
+  }
+  boost::asio::steady_timer status_timer(io);
+  std::function<void()> arm_status = [&] {
+    status_timer.expires_after(std::chrono::microseconds(config_.agent.status_interval_us));
+    status_timer.async_wait([&](const boost::system::error_code& ec) {
+      if (ec) return;
+      EP_LOG_INFO(kLog, "%s", StatusLine().c_str());
+      arm_status();
+    });
+  };
+  arm_status();
+  {
+    std::lock_guard<std::mutex> lock(stop_mu_);
+    wake_ = [&io] { boost::asio::post(io, [&io] { io.stop(); }); };
+  }
+  if (!stop_requested_) io.run();
+  {
+    std::lock_guard<std::mutex> lock(stop_mu_);
+    wake_ = nullptr;
+  }
+  return Shutdown();
+}
+
+Status Agent::Shutdown() {
+  if (shut_down_) return Status::Ok();
+  shut_down_ = true;
+  stopped_mono_ = clock_.MonotonicNowUs();
+  for (auto& s : sources_) s->Stop();
+  Status result;
+  if (store_) {
+    Status s = store_->Flush();
+    if (!s.ok()) {
+      EP_LOG_ERROR(kLog, "final commit failed: %s", s.ToString().c_str());
+      result = s;
+    }
+  }
+  if (uploader_) {
+    uploader_->Stop();
+    if (upload_thread_.joinable()) upload_thread_.join();
+    if (config_.agent.shutdown_timeout_us > 0) {
+      Status d = uploader_->Drain(clock_.MonotonicNowUs() + config_.agent.shutdown_timeout_us);
+      if (!d.ok())
+        EP_LOG_WARN(kLog, "not everything was delivered before exit (it stays in the buffer for next time): %s",
+                    d.ToString().c_str());
+    }
+  }
+  EP_LOG_NOTICE(kLog, "stopped. %s", StatusLine().c_str());
+  return result;
+}
+
+RunSummary Agent::Summary() {
+  RunSummary s;
+  s.duration_us = (stopped_mono_ ? stopped_mono_ : clock_.MonotonicNowUs()) - started_mono_;
+  if (sink_) s.destination = sink_->Describe();
+  if (ingest_) s.validation = ingest_->stats();
+  if (uploader_) s.uploads = uploader_->stats();
+  if (store_) s.buffer = store_->GetStats();
+  for (auto& src : sources_) s.sources.push_back(src->Health());
+  return s;
+}
+
+std::string Agent::StatusLine() {
+  RunSummary s = Summary();
+  std::string line = StrFormat(
+      "readings in %llu, accepted %llu, rejected %llu; buffer %llu pending + %llu in memory; delivered %llu objects "
+      "(%llu readings, %llu bytes)",
+      static_cast<unsigned long long>(s.validation.received), static_cast<unsigned long long>(s.validation.passed),
+      static_cast<unsigned long long>(s.validation.rejected_total()),
+      static_cast<unsigned long long>(s.buffer.pending_readings + s.buffer.claimed_readings),
+      static_cast<unsigned long long>(s.buffer.memory_readings), static_cast<unsigned long long>(s.uploads.objects),
+      static_cast<unsigned long long>(s.uploads.readings), static_cast<unsigned long long>(s.uploads.bytes));
+  if (!s.uploads.last_error.empty()) line += "; last upload error: " + s.uploads.last_error;
+  return line;
+}
+
+}  // namespace edgepipe::agent

@@ -1,0 +1,102 @@
+// The durable buffer: a SQLite database in WAL mode with one writer thread that group-commits
+// readings as compressed chunks, hands out batches for upload and deletes them only after the
+// sink confirmed them. The full contract is in docs/durability.md.
+//
+// Invariants:
+//  1. A ticket returned by Append/Quarantine/RecordGap is durable (at the configured sync level)
+//     once WaitDurable(ticket) returned OK; before that it lives only in memory.
+//  2. A chunk belongs to at most one batch; a batch's chunk set never changes after the claim
+//     transaction committed, so re-reading a batch after a crash gives the same readings.
+//  3. A row is deleted only by AckBatch of the batch that contains it (or by the eviction
+//     policy, which leaves a gap record for every reading it drops).
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <string>
+
+#include "edgepipe/core/clock.h"
+#include "edgepipe/core/pipeline.h"
+#include "edgepipe/core/status.h"
+
+namespace edgepipe::buffer {
+
+enum class SyncMode { kNormal, kFull };
+enum class OnFull { kDropOldest, kRejectNew };
+
+struct Options {
+  std::string path;                          // database file; its directory must exist
+  SyncMode sync = SyncMode::kFull;
+  uint64_t commit_max_readings = 1000;       // group commit closes at this many readings...
+  int64_t commit_interval_us = 1'000'000;    // ...or after this long
+  uint64_t max_size_bytes = 512ull << 20;    // budget for database + WAL
+  OnFull on_full = OnFull::kDropOldest;
+  uint64_t quarantine_max_rows = 100'000;    // oldest quarantine rows are evicted beyond this
+  uint64_t quarantine_raw_limit = 1024;      // raw payload bytes kept per quarantine row
+  uint64_t max_memory_readings = 200'000;    // readings held in memory while commits fail
+  std::string vfs_name;                      // SQLite VFS to open with ("" = default); tests
+  Clock* clock = nullptr;                    // nullptr = RealClock::Default()
+};
+
+struct Stats {
+  uint64_t pending_readings = 0;     // committed, not yet in a batch
+  uint64_t pending_chunks = 0;
+  uint64_t claimed_batches = 0;      // claimed, not yet acknowledged
+  uint64_t claimed_readings = 0;
+  uint64_t memory_readings = 0;      // appended, not yet committed
+  int64_t oldest_pending_ts_us = 0;  // 0 when nothing is pending
+  uint64_t quarantine_rows = 0;
+  uint64_t gap_rows = 0;
+  uint64_t db_bytes = 0;             // main file + WAL on disk
+  // Lifetime counters (persisted in the database).
+  uint64_t readings_committed = 0;
+  uint64_t readings_acked = 0;
+  uint64_t batches_acked = 0;
+  uint64_t readings_dropped = 0;     // evicted or rejected because the buffer was full
+  uint64_t quarantine_evicted = 0;
+  uint64_t commits = 0;              // this process
+  uint64_t commit_errors = 0;        // this process
+  int64_t last_ack_time_us = 0;
+  std::string last_ack_key;
+};
+
+class Store final : public ReadingSink, public BatchSource {
+ public:
+  // Opens (creating if needed) the database and starts the writer thread.
+  static Result<std::unique_ptr<Store>> Open(const Options& options);
+  ~Store() override;  // commits what is in memory and stops the writer
+
+  Store(const Store&) = delete;
+  Store& operator=(const Store&) = delete;
+
+  // ReadingSink
+  Result<uint64_t> Append(std::span<const Reading> readings) override;
+  Status WaitDurable(uint64_t ticket) override;
+  Result<uint64_t> Quarantine(const QuarantineRecord& record) override;
+  Result<uint64_t> RecordGap(const GapRecord& gap) override;
+
+  // BatchSource
+  Result<std::optional<Batch>> LeaseBatch(const BatchPolicy& policy, bool flush) override;
+  Status AckBatch(uint64_t batch_id, const DeliveryReceipt& receipt) override;
+  Status ReleaseBatch(uint64_t batch_id) override;
+
+  // Commits everything appended so far and waits for it.
+  Status Flush();
+  Stats GetStats();
+  const std::string& instance_id() const;
+
+  struct Impl;
+
+ private:
+  explicit Store(std::unique_ptr<Impl> impl);
+  std::unique_ptr<Impl> impl_;
+};
+
+// Reads the statistics of a buffer database without disturbing an agent that uses it
+// (read-only connection). kNotFound when the file does not exist.
+Result<Stats> ReadStats(const std::string& path);
+
+const char* SyncModeName(SyncMode m);
+const char* OnFullName(OnFull p);
+
+}  // namespace edgepipe::buffer

@@ -1,0 +1,18 @@
+# Per-target defaults: warnings as errors on project code, optional sanitizers.
+option(EDGEPIPE_WERROR "Treat warnings as errors on project code" ON)
+option(EDGEPIPE_SANITIZE "Build everything with AddressSanitizer + UndefinedBehaviorSanitizer" OFF)
+
+if(EDGEPIPE_SANITIZE)
+  add_compile_options(-fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined)
+  add_link_options(-fsanitize=address,undefined)
+  # CppUTest's own new/delete overloads hide heap overflows from ASan (see docs/development.md).
+  add_compile_definitions(CPPUTEST_MEM_LEAK_DETECTION_DISABLED EDGEPIPE_SANITIZE=1)
+endif()
+
+function(edgepipe_target_defaults target)
+  target_compile_options(${target} PRIVATE -Wall -Wextra -Wshadow=local -Wnon-virtual-dtor
+    $<$<BOOL:${EDGEPIPE_WERROR}>:-Werror>)
+  if(CMAKE_CROSSCOMPILING AND CMAKE_SYSTEM_PROCESSOR MATCHES "arm")
+    target_compile_options(${target} PRIVATE -Wno-psabi)
+  endif()
+endfunction()

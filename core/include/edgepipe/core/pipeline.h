@@ -1,0 +1,103 @@
+// The contracts between modules. Sources push validated readings into a ReadingSink; the
+// uploader pulls Batches from a BatchSource. The buffer implements both; the agent wires them.
+// Keeping the contracts here lets each module be tested without the others.
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <optional>
+#include <span>
+#include <string>
+#include <vector>
+
+#include "edgepipe/core/reading.h"
+#include "edgepipe/core/status.h"
+
+namespace edgepipe {
+
+// Where accepted readings, rejected payloads and gap records go.
+// Thread-safe: any source thread may call any method.
+class ReadingSink {
+ public:
+  virtual ~ReadingSink() = default;
+
+  // Queues readings for the next group commit and returns a ticket. OK means queued in memory,
+  // not yet durable. kResourceExhausted when the buffer is full and its policy is reject_new.
+  virtual Result<uint64_t> Append(std::span<const Reading> readings) = 0;
+
+  // Blocks until the commit holding `ticket` (and every earlier one) is durable at the
+  // configured sync level, asking the writer to commit at once rather than on its timer.
+  // A source acknowledges its peer (MQTT PUBACK, serial ACK) only after this returns OK.
+  virtual Status WaitDurable(uint64_t ticket) = 0;
+
+  // Queues a rejected reading or payload for the bounded quarantine table (committed with the
+  // next group commit, like readings). Returns a ticket for WaitDurable.
+  virtual Result<uint64_t> Quarantine(const QuarantineRecord& record) = 0;
+
+  // Queues a record of data known to be missing; it travels with the next batch.
+  virtual Result<uint64_t> RecordGap(const GapRecord& gap) = 0;
+};
+
+enum class BatchKind : uint8_t { kReadings = 0, kQuarantine = 1 };
+
+// Counts that describe the quality of the data a batch covers.
+struct QualitySummary {
+  uint64_t readings_in = 0;    // passed + rejected
+  uint64_t passed = 0;         // readings in the batch (flagged ones included)
+  uint64_t flagged = 0;        // readings in the batch with any quality flag
+  std::map<std::string, uint64_t> rejected;  // rule -> readings rejected to quarantine
+  uint64_t gaps = 0;           // gap records attached to the batch
+  uint64_t missing = 0;        // readings known to be missing (sum of gap counts)
+
+  bool operator==(const QualitySummary& o) const = default;
+};
+
+// A unit of delivery. Its id, name and content never change once claimed: after a crash the
+// same batch is offered again, so a retried upload overwrites the same object.
+struct Batch {
+  uint64_t id = 0;               // durable id in the buffer
+  std::string name;              // globally unique, stable name used in the object key
+  BatchKind kind = BatchKind::kReadings;
+  int64_t partition_us = 0;      // start of the UTC hour that holds every reading of the batch
+  std::vector<Reading> readings;             // kReadings, in stored order
+  std::vector<QuarantineRecord> quarantined; // kQuarantine
+  std::vector<GapRecord> gaps;               // data known missing, reported with this batch
+  QualitySummary quality;
+  int attempts = 0;              // delivery attempts recorded so far
+};
+
+// What the sink reported for a delivered batch (kept in the buffer's upload ledger).
+struct DeliveryReceipt {
+  std::string key;        // object key (or path under the outbox)
+  uint64_t bytes = 0;     // object size as stored
+  std::string checksum;   // hex SHA-256 of the object bytes
+  std::string etag;       // what the server returned, "" for file://
+  int64_t time_us = 0;    // system time of the confirmation
+};
+
+// When a batch closes.
+struct BatchPolicy {
+  uint64_t max_readings = 10'000;
+  uint64_t max_bytes = 8ull << 20;   // estimated encoded (uncompressed) size
+  int64_t max_age_us = 60 * 1'000'000ll;  // oldest pending reading's time in the buffer
+};
+
+// Hands out batches to deliver. Thread-safe.
+class BatchSource {
+ public:
+  virtual ~BatchSource() = default;
+
+  // The next batch to deliver, oldest first, or nullopt when none is ready under `policy`.
+  // Batches claimed before a restart and never acknowledged come first, unchanged. A batch
+  // handed out is not handed out again until Release()d. `flush` closes partial batches.
+  virtual Result<std::optional<Batch>> LeaseBatch(const BatchPolicy& policy, bool flush) = 0;
+
+  // The sink confirmed the batch: delete it from the buffer and note the delivery in the
+  // upload ledger.
+  virtual Status AckBatch(uint64_t batch_id, const DeliveryReceipt& receipt) = 0;
+
+  // Delivery failed: the batch may be handed out again (same content). Records the attempt.
+  virtual Status ReleaseBatch(uint64_t batch_id) = 0;
+};
+
+}  // namespace edgepipe

@@ -1,0 +1,277 @@
+#include "edgepipe/uploader/encoder.h"
+
+#include <charconv>
+#include <cmath>
+#include <cstring>
+
+#include "edgepipe/core/time_util.h"
+
+namespace edgepipe::uploader {
+
+const char* FormatName(Format f) { return f == Format::kCsv ? "csv" : "ndjson"; }
+
+bool ParseFormat(std::string_view s, Format* out) {
+  if (s == "ndjson") *out = Format::kNdjson;
+  else if (s == "csv") *out = Format::kCsv;
+  else return false;
+  return true;
+}
+
+bool IsValidUtf8(std::string_view s) {
+  const auto* p = reinterpret_cast<const unsigned char*>(s.data());
+  const auto* end = p + s.size();
+  while (p < end) {
+    unsigned char c = *p;
+    if (c < 0x80) { ++p; continue; }
+    int n;
+    uint32_t cp;
+    if ((c & 0xE0) == 0xC0) { n = 1; cp = c & 0x1F; }
+    else if ((c & 0xF0) == 0xE0) { n = 2; cp = c & 0x0F; }
+    else if ((c & 0xF8) == 0xF0) { n = 3; cp = c & 0x07; }
+    else return false;
+    if (end - p <= n) return false;
+    for (int i = 1; i <= n; ++i) {
+      if ((p[i] & 0xC0) != 0x80) return false;
+      cp = (cp << 6) | (p[i] & 0x3F);
+    }
+    if ((n == 1 && cp < 0x80) || (n == 2 && cp < 0x800) || (n == 3 && cp < 0x10000) || cp > 0x10FFFF ||
+        (cp >= 0xD800 && cp <= 0xDFFF))
+      return false;
+    p += n + 1;
+  }
+  return true;
+}
+
+namespace {
+
+// 0: copy as is; 1: needs escaping; 2: start of a multi-byte sequence (validate).
+constexpr uint8_t Class(unsigned char c) { return c < 0x20 || c == '"' || c == '\\' ? 1 : (c >= 0x80 ? 2 : 0); }
+
+size_t Utf8SeqLen(const unsigned char* p, const unsigned char* end) {
+  unsigned char c = *p;
+  size_t n = (c & 0xE0) == 0xC0 ? 2 : (c & 0xF0) == 0xE0 ? 3 : (c & 0xF8) == 0xF0 ? 4 : 0;
+  if (n == 0 || static_cast<size_t>(end - p) < n) return 0;
+  return IsValidUtf8(std::string_view(reinterpret_cast<const char*>(p), n)) ? n : 0;
+}
+
+}  // namespace
+
+void AppendJsonString(std::string* out, std::string_view s) {
+  out->push_back('"');
+  const auto* p = reinterpret_cast<const unsigned char*>(s.data());
+  const auto* end = p + s.size();
+  const auto* run = p;
+  while (p < end) {
+    uint8_t cls = Class(*p);
+    if (cls == 0) { ++p; continue; }
+    out->append(reinterpret_cast<const char*>(run), p - run);
+    if (cls == 1) {
+      switch (*p) {
+        case '"': out->append("\\\""); break;
+        case '\\': out->append("\\\\"); break;
+        case '\n': out->append("\\n"); break;
+        case '\r': out->append("\\r"); break;
+        case '\t': out->append("\\t"); break;
+        default: {
+          char buf[8];
+          snprintf(buf, sizeof buf, "\\u%04x", *p);
+          out->append(buf);
+        }
+      }
+      ++p;
+    } else {
+      size_t n = Utf8SeqLen(p, end);
+      if (n) {
+        out->append(reinterpret_cast<const char*>(p), n);
+        p += n;
+      } else {
+        out->append("\xEF\xBF\xBD");  // U+FFFD
+        ++p;
+      }
+    }
+    run = p;
+  }
+  out->append(reinterpret_cast<const char*>(run), p - run);
+  out->push_back('"');
+}
+
+void AppendDouble(std::string* out, double v) {
+  char buf[32];
+  auto res = std::to_chars(buf, buf + sizeof buf, v);
+  out->append(buf, res.ptr - buf);
+}
+
+namespace {
+
+void AppendQualityJson(std::string* out, uint32_t q) {
+  out->append(",\"quality\":[");
+  bool first = true;
+  for (int bit = 0; bit < kQualityFlagCount; ++bit) {
+    if (!(q & (1u << bit))) continue;
+    if (!first) out->push_back(',');
+    first = false;
+    out->push_back('"');
+    out->append(QualityFlagName(bit));
+    out->push_back('"');
+  }
+  out->push_back(']');
+}
+
+// Pre-rendered `{"device":"...","labels":{...},` common to every record of a batch.
+std::string RecordPrefix(const EncodeContext& ctx) {
+  std::string p = "{\"device\":";
+  AppendJsonString(&p, ctx.device);
+  if (!ctx.labels.empty()) {
+    p.append(",\"labels\":{");
+    for (size_t i = 0; i < ctx.labels.size(); ++i) {
+      if (i) p.push_back(',');
+      AppendJsonString(&p, ctx.labels[i].first);
+      p.push_back(':');
+      AppendJsonString(&p, ctx.labels[i].second);
+    }
+    p.push_back('}');
+  }
+  return p;
+}
+
+void EncodeNdjson(const EncodeContext& ctx, const Batch& batch, std::string* out) {
+  const std::string prefix = RecordPrefix(ctx);
+  out->reserve(out->size() + batch.readings.size() * (prefix.size() + 96));
+  char ts[24];
+  for (const Reading& r : batch.readings) {
+    out->append(prefix);
+    out->append(",\"sensor\":");
+    AppendJsonString(out, r.sensor);
+    out->append(",\"ts\":\"");
+    out->append(ts, FormatIso8601Ms(r.ts_us, ts));
+    out->push_back('"');
+    switch (r.type) {
+      case ValueType::kNumber:
+        out->append(",\"value\":");
+        if (std::isfinite(r.value)) AppendDouble(out, r.value);
+        else out->append("null");
+        break;
+      case ValueType::kBool:
+        out->append(r.value != 0 ? ",\"value_bool\":true" : ",\"value_bool\":false");
+        break;
+      case ValueType::kString:
+        out->append(",\"value_text\":");
+        AppendJsonString(out, r.text);
+        break;
+    }
+    if (!r.unit.empty()) {
+      out->append(",\"unit\":");
+      AppendJsonString(out, r.unit);
+    }
+    if (!r.source.empty()) {
+      out->append(",\"source\":");
+      AppendJsonString(out, r.source);
+    }
+    if (r.quality) AppendQualityJson(out, r.quality);
+    out->append("}\n");
+  }
+}
+
+// RFC 4180 field: quoted when it holds a separator, quote or line break.
+void AppendCsvField(std::string* out, std::string_view s) {
+  if (s.find_first_of(",\"\r\n") == std::string_view::npos) {
+    out->append(s);
+    return;
+  }
+  out->push_back('"');
+  for (char c : s) {
+    if (c == '"') out->push_back('"');
+    out->push_back(c);
+  }
+  out->push_back('"');
+}
+
+void EncodeCsv(const EncodeContext& ctx, const Batch& batch, std::string* out) {
+  out->append("device,sensor,ts,value,value_bool,value_text,unit,source,quality");
+  for (const auto& [k, v] : ctx.labels) {
+    out->append(",label_");
+    AppendCsvField(out, k);
+  }
+  out->append("\n");
+  std::string labels;
+  for (const auto& [k, v] : ctx.labels) {
+    labels.push_back(',');
+    AppendCsvField(&labels, v);
+  }
+  char ts[24];
+  for (const Reading& r : batch.readings) {
+    AppendCsvField(out, ctx.device);
+    out->push_back(',');
+    AppendCsvField(out, r.sensor);
+    out->push_back(',');
+    out->append(ts, FormatIso8601Ms(r.ts_us, ts));
+    out->push_back(',');
+    if (r.type == ValueType::kNumber && std::isfinite(r.value)) AppendDouble(out, r.value);
+    out->push_back(',');
+    if (r.type == ValueType::kBool) out->append(r.value != 0 ? "true" : "false");
+    out->push_back(',');
+    if (r.type == ValueType::kString) AppendCsvField(out, r.text);
+    out->push_back(',');
+    AppendCsvField(out, r.unit);
+    out->push_back(',');
+    AppendCsvField(out, r.source);
+    out->push_back(',');
+    bool first = true;
+    for (int bit = 0; bit < kQualityFlagCount; ++bit) {
+      if (!(r.quality & (1u << bit))) continue;
+      if (!first) out->push_back('|');
+      first = false;
+      out->append(QualityFlagName(bit));
+    }
+    out->append(labels);
+    out->push_back('\n');
+  }
+}
+
+}  // namespace
+
+void EncodeReadings(Format format, const EncodeContext& ctx, const Batch& batch, std::string* out) {
+  if (format == Format::kCsv) EncodeCsv(ctx, batch, out);
+  else EncodeNdjson(ctx, batch, out);
+}
+
+void EncodeQuarantine(const EncodeContext& ctx, const Batch& batch, std::string* out) {
+  const std::string prefix = RecordPrefix(ctx);
+  for (const QuarantineRecord& q : batch.quarantined) {
+    out->append(prefix);
+    out->append(",\"received\":\"");
+    out->append(FormatIso8601Ms(q.ts_us));
+    out->push_back('"');
+    if (q.reading_ts_us != 0) {
+      out->append(",\"ts\":\"");
+      out->append(FormatIso8601Ms(q.reading_ts_us));
+      out->push_back('"');
+    }
+    out->append(",\"source\":");
+    AppendJsonString(out, q.source);
+    out->append(",\"sensor\":");
+    AppendJsonString(out, q.sensor);
+    out->append(",\"rule\":");
+    AppendJsonString(out, q.rule);
+    out->append(",\"reason\":");
+    AppendJsonString(out, q.reason);
+    out->append(",\"value\":");
+    AppendJsonString(out, q.value);
+    if (IsValidUtf8(q.raw)) {
+      out->append(",\"raw\":");
+      AppendJsonString(out, q.raw);
+    } else {
+      // Binary payloads (serial frames, ...) are kept exactly, as hex.
+      out->append(",\"raw_hex\":\"");
+      static const char kHex[] = "0123456789abcdef";
+      for (unsigned char c : q.raw) {
+        out->push_back(kHex[c >> 4]);
+        out->push_back(kHex[c & 15]);
+      }
+      out->push_back('"');
+    }
+    out->append("}\n");
+  }
+}
+
+}  // namespace edgepipe::uploader
