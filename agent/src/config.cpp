@@ -4,6 +4,7 @@
 #include <cstdlib>
 #include <cstring>
 #include <fstream>
+#include <algorithm>
 #include <set>
 #include <sstream>
 
@@ -31,6 +32,7 @@ void ParseSources(const toml::node& n, Config& c, Reporter& r) {
   std::vector<std::string> type_names;
   for (const auto& t : cfg::SourceTypes()) type_names.push_back(t.type);
   std::map<std::string, int> type_counts;
+  std::vector<std::pair<const toml::table*, size_t>> parsed;  // table and index of each kept source
   for (size_t i = 0; i < arr->size(); ++i) {
     const toml::table& t = *arr->get(i)->as_table();
     const std::string path = "source[" + std::to_string(i) + "]";
@@ -63,12 +65,14 @@ void ParseSources(const toml::node& n, Config& c, Reporter& r) {
     }
     st->parse(src, t, r, path);
     c.sources.push_back(std::move(src));
+    parsed.emplace_back(&t, i);
   }
   std::set<std::string> seen;
   for (size_t i = 0; i < c.sources.size(); ++i) {
-    if (!seen.insert(c.sources[i].name).second)
-      r.Add(arr->get(i)->source(), "source[" + std::to_string(i) + "]: duplicate source name " +
-                                       cfg::Quote(c.sources[i].name) + "; give each source a unique 'name'");
+    if (seen.insert(c.sources[i].name).second) continue;
+    const toml::node* at = parsed[i].first->get("name");
+    r.Add(at ? at->source() : parsed[i].first->source(), "source[" + std::to_string(parsed[i].second) + "]: duplicate source name " +
+                                                         cfg::Quote(c.sources[i].name) + "; give each source a unique 'name'");
   }
 }
 
@@ -141,6 +145,11 @@ ParseResult ParseConfigText(const std::string& text, const std::string& file_nam
   }
   Finish(c, root, r);
   result.problems = std::move(r.problems());
+  // toml++ iterates keys in sorted order; report in file order (unlocated problems last).
+  std::stable_sort(result.problems.begin(), result.problems.end(), [](const ConfigProblem& a, const ConfigProblem& b) {
+    auto key = [](const ConfigProblem& p) { return std::make_pair(p.line == 0 ? INT32_MAX : p.line, p.column); };
+    return key(a) < key(b);
+  });
   if (result.problems.empty()) result.config = std::move(c);
   return result;
 }

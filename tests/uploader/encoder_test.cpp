@@ -1,0 +1,127 @@
+#include "edgepipe/uploader/encoder.h"
+
+#include <cmath>
+#include <limits>
+#include <nlohmann/json.hpp>
+#include <random>
+#include <sstream>
+
+#include <CppUTest/TestHarness.h>
+
+using namespace edgepipe;
+using namespace edgepipe::uploader;
+
+namespace {
+Batch MakeBatch() {
+  Batch b;
+  Reading r;
+  r.sensor = "boiler/t-17";
+  r.ts_us = 1'764'129'949'123'456LL;  // 2025-11-26T04:05:49.123456Z
+  r.value = 21.37;
+  r.unit = "Cel";
+  r.source = "sim";
+  b.readings.push_back(r);
+  Reading s = r;
+  s.type = ValueType::kString;
+  s.text = "line1\n\"quoted\",comma";
+  s.unit = "";
+  s.quality = kQualityStuck | kQualitySpike;
+  b.readings.push_back(s);
+  Reading t = r;
+  t.type = ValueType::kBool;
+  t.value = 1;
+  b.readings.push_back(t);
+  return b;
+}
+std::vector<std::string> Lines(const std::string& s) {
+  std::vector<std::string> out;
+  std::stringstream ss(s);
+  std::string line;
+  while (std::getline(ss, line)) out.push_back(line);
+  return out;
+}
+}  // namespace
+
+TEST_GROUP(Encoder){};
+
+TEST(Encoder, NdjsonHasOneValidObjectPerReading) {
+  EncodeContext ctx{"gw-1", {{"line", "3"}, {"site", "plant-a"}}};
+  std::string out;
+  EncodeReadings(Format::kNdjson, ctx, MakeBatch(), &out);
+  auto lines = Lines(out);
+  LONGS_EQUAL(3, lines.size());
+  auto j0 = nlohmann::json::parse(lines[0]);
+  STRCMP_EQUAL("gw-1", j0["device"].get<std::string>().c_str());
+  STRCMP_EQUAL("boiler/t-17", j0["sensor"].get<std::string>().c_str());
+  STRCMP_EQUAL("2025-11-26T04:05:49.123Z", j0["ts"].get<std::string>().c_str());
+  DOUBLES_EQUAL(21.37, j0["value"].get<double>(), 0);
+  STRCMP_EQUAL("Cel", j0["unit"].get<std::string>().c_str());
+  STRCMP_EQUAL("plant-a", j0["labels"]["site"].get<std::string>().c_str());
+  CHECK_FALSE(j0.contains("quality"));
+  auto j1 = nlohmann::json::parse(lines[1]);
+  STRCMP_EQUAL("line1\n\"quoted\",comma", j1["value_text"].get<std::string>().c_str());
+  CHECK_FALSE(j1.contains("value"));
+  CHECK(j1["quality"] == nlohmann::json::array({"stuck", "spike"}));
+  auto j2 = nlohmann::json::parse(lines[2]);
+  CHECK_TRUE(j2["value_bool"].get<bool>());
+}
+
+TEST(Encoder, DoublesRoundTripExactly) {
+  std::mt19937_64 rng(3);
+  std::uniform_real_distribution<double> d(-1e6, 1e6);
+  for (int i = 0; i < 20000; ++i) {
+    double v = i % 2 ? d(rng) : std::round(d(rng) * 100) / 100;
+    std::string s;
+    AppendDouble(&s, v);
+    CHECK_EQUAL(v, std::stod(s));
+  }
+  std::string s;
+  AppendDouble(&s, 21.37);
+  STRCMP_EQUAL("21.37", s.c_str());
+}
+
+TEST(Encoder, NonFiniteBecomesNull) {
+  Batch b = MakeBatch();
+  b.readings.resize(1);
+  b.readings[0].value = std::numeric_limits<double>::quiet_NaN();
+  b.readings[0].quality = kQualityNonFinite;
+  std::string out;
+  EncodeReadings(Format::kNdjson, {"d", {}}, b, &out);
+  auto j = nlohmann::json::parse(out);
+  CHECK_TRUE(j["value"].is_null());
+}
+
+TEST(Encoder, JsonStringEscapesControlAndRepairsInvalidUtf8) {
+  std::string out;
+  AppendJsonString(&out, std::string("a\x01\tb\xff\xc3\xa9", 7));
+  STRCMP_EQUAL("\"a\\u0001\\tb\xEF\xBF\xBD\xC3\xA9\"", out.c_str());
+  CHECK_TRUE(nlohmann::json::parse(out).is_string());
+  CHECK_TRUE(IsValidUtf8("h\xC3\xA9llo"));
+  CHECK_FALSE(IsValidUtf8("\xC0\xAF"));        // overlong
+  CHECK_FALSE(IsValidUtf8("\xED\xA0\x80"));    // surrogate
+}
+
+TEST(Encoder, CsvQuotesFieldsAndHasLabelColumns) {
+  std::string out;
+  EncodeReadings(Format::kCsv, {"gw-1", {{"site", "a,b"}}}, MakeBatch(), &out);
+  auto lines = Lines(out);
+  STRCMP_EQUAL("device,sensor,ts,value,value_bool,value_text,unit,source,quality,label_site", lines[0].c_str());
+  STRCMP_EQUAL("gw-1,boiler/t-17,2025-11-26T04:05:49.123Z,21.37,,,Cel,sim,,\"a,b\"", lines[1].c_str());
+  // The string value holds a newline, so its record spans two physical lines.
+  CHECK(out.find(",,,\"line1\n\"\"quoted\"\",comma\",,sim,stuck|spike,\"a,b\"\n") != std::string::npos);
+  CHECK(out.find(",,true,,Cel,sim,,") != std::string::npos);
+}
+
+TEST(Encoder, QuarantineRecordsKeepBinaryRawAsHex) {
+  Batch b;
+  b.kind = BatchKind::kQuarantine;
+  QuarantineRecord q{1'000'000, 2'000'000, "serial0", "", "crc", "CRC mismatch", "", std::string("\x00\xff\x10", 3)};
+  b.quarantined.push_back(q);
+  std::string out;
+  EncodeQuarantine({"gw", {}}, b, &out);
+  auto j = nlohmann::json::parse(out);
+  STRCMP_EQUAL("00ff10", j["raw_hex"].get<std::string>().c_str());
+  STRCMP_EQUAL("crc", j["rule"].get<std::string>().c_str());
+  STRCMP_EQUAL("1970-01-01T00:00:02.000Z", j["ts"].get<std::string>().c_str());
+  STRCMP_EQUAL("1970-01-01T00:00:01.000Z", j["received"].get<std::string>().c_str());
+}
