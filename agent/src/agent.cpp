@@ -7,7 +7,6 @@
 
 #include "edgepipe/core/log.h"
 #include "edgepipe/core/time_util.h"
-#include "edgepipe/firmware_bridge/simulator.h"
 
 namespace edgepipe::agent {
 namespace {
@@ -52,18 +51,6 @@ ValidationStats Ingest::stats() const {
   ValidationStats s = validator_.stats();
   for (const auto& [rule, n] : source_rejects_) s.rejected[rule] += n;
   return s;
-}
-
-// ---- Factories ----
-
-Result<std::unique_ptr<uploader::Sink>> MakeSink(const UploadConfig& config) {
-  if (config.scheme == "file") return std::unique_ptr<uploader::Sink>(new uploader::FileSink(config.path));
-  return FailedPreconditionError("destination " + config.url + ": the s3:// sink is not available in this build");
-}
-
-Result<std::unique_ptr<Source>> MakeSource(const SourceConfig& config, ReadingSink& sink, Clock& clock) {
-  if (config.type == "simulator") return std::unique_ptr<Source>(new fb::Simulator(config.simulator, sink, clock));
-  return InvalidArgumentError("source " + config.name + ": unsupported type " + config.type);
 }
 
 // ---- Agent ----
