@@ -18,7 +18,14 @@ constexpr const char* kLog = "agent";
 Ingest::Ingest(const ValidationConfig& config, Clock& clock, ReadingSink& buffer)
     : validator_(config, clock), buffer_(buffer) {}
 
-Result<uint64_t> Ingest::Append(std::span<const Reading> readings) {
+Result<uint64_t> Ingest::Append(std::span<const Reading> readings) { return AppendWithState(readings, {}); }
+
+void Ingest::Seed(const std::vector<Reading>& stored) {
+  std::lock_guard<std::mutex> lock(mu_);
+  validator_.Seed(stored);
+}
+
+Result<uint64_t> Ingest::AppendWithState(std::span<const Reading> readings, const SourceState& state) {
   std::vector<Reading> in(readings.begin(), readings.end());
   std::vector<Reading> passed;
   std::vector<QuarantineRecord> rejected;
@@ -30,8 +37,10 @@ Result<uint64_t> Ingest::Append(std::span<const Reading> readings) {
     if (!t.ok()) return t.status();
     ticket = std::max(ticket, *t);
   }
-  if (!passed.empty()) {
-    Result<uint64_t> t = buffer_.Append(passed);
+  // The state is committed even when every reading was rejected or dropped: the source has
+  // still consumed its input up to this point.
+  if (!passed.empty() || !state.key.empty()) {
+    Result<uint64_t> t = buffer_.AppendWithState(passed, state);
     if (!t.ok()) return t.status();
     ticket = std::max(ticket, *t);
   }
@@ -67,6 +76,11 @@ Status Agent::Start() {
   if (!store.ok()) return store.status();
   store_ = std::move(*store);
   ingest_ = std::make_unique<Ingest>(config_.validation, clock_, *store_);
+  // A peer that did not get our acknowledgement before a crash sends again what we stored:
+  // seed duplicate detection with the newest stored readings so those repeats are recognised.
+  Result<std::vector<Reading>> recent = store_->RecentReadings(50'000);
+  if (recent.ok()) ingest_->Seed(*recent);
+  else EP_LOG_WARN(kLog, "could not read recent readings for duplicate detection: %s", recent.status().ToString().c_str());
 
   Result<std::unique_ptr<uploader::Sink>> sink = MakeSink(config_.upload);
   if (!sink.ok()) return sink.status();

@@ -45,7 +45,8 @@ nlohmann::json SummaryJson(const RunSummary& s) {
   j["duration_s"] = s.duration_us / 1e6;
   j["destination"] = s.destination;
   j["readings"] = {{"received", s.validation.received}, {"accepted", s.validation.passed},
-                   {"flagged", s.validation.flagged}, {"rejected", s.validation.rejected}};
+                   {"flagged", s.validation.flagged}, {"rejected", s.validation.rejected},
+                   {"duplicates_dropped", s.validation.duplicates_dropped}};
   j["uploads"] = {{"objects", s.uploads.objects},
                   {"readings", s.uploads.readings},
                   {"quarantine_objects", s.uploads.quarantine_objects},

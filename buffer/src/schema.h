@@ -64,6 +64,10 @@ CREATE TABLE IF NOT EXISTS batch_rejected(
 CREATE TABLE IF NOT EXISTS counters(
   name TEXT PRIMARY KEY,
   value INTEGER NOT NULL);
+-- Small per-source state committed with readings (ReadingSink::AppendWithState).
+CREATE TABLE IF NOT EXISTS source_state(
+  key TEXT PRIMARY KEY,
+  value TEXT NOT NULL);
 -- Upload ledger: the most recent deliveries (bounded).
 CREATE TABLE IF NOT EXISTS uploads(
   id INTEGER PRIMARY KEY,

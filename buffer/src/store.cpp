@@ -51,7 +51,8 @@ struct Pending {
   std::vector<Reading> readings;
   std::vector<QuarantineRecord> quarantine;
   std::vector<GapRecord> gaps;
-  bool empty() const { return readings.empty() && quarantine.empty() && gaps.empty(); }
+  std::map<std::string, std::string> state;  // source state, latest value per key
+  bool empty() const { return readings.empty() && quarantine.empty() && gaps.empty() && state.empty(); }
   size_t size() const { return readings.size() + quarantine.size() + gaps.size(); }
 };
 
@@ -234,6 +235,15 @@ Status Store::Impl::CommitPending(Pending& work) {
       s = SqliteStatus(ins.Step(), db, "insert gap");
     }
   }
+  if (s.ok() && !work.state.empty()) {
+    Stmt up(db, "INSERT INTO source_state(key, value) VALUES(?, ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value");
+    for (const auto& [k, v] : work.state) {
+      up.Reset();
+      up.Bind(1, k).Bind(2, v);
+      s = SqliteStatus(up.Step(), db, "store source state");
+      if (!s.ok()) break;
+    }
+  }
   if (s.ok()) s = Exec(db, "COMMIT");
   if (!s.ok()) {
     Exec(db, "ROLLBACK").IgnoreError();
@@ -293,6 +303,7 @@ void Store::Impl::WriterLoop() {
       work.quarantine.insert(work.quarantine.end(), std::make_move_iterator(pending.quarantine.begin()),
                              std::make_move_iterator(pending.quarantine.end()));
       work.gaps.insert(work.gaps.end(), pending.gaps.begin(), pending.gaps.end());
+      for (auto& [k, v] : pending.state) work.state[k] = std::move(v);  // newer values win
       pending = std::move(work);
       backoff_us = std::min<int64_t>(backoff_us ? backoff_us * 2 : 50'000, 2'000'000);
       if (stop) {
@@ -325,6 +336,7 @@ Result<uint64_t> Store::Impl::Enqueue(Pending&& add) {
   move_into(pending.readings, add.readings);
   move_into(pending.quarantine, add.quarantine);
   move_into(pending.gaps, add.gaps);
+  for (auto& [k, v] : add.state) pending.state[k] = std::move(v);
   ++appended_ticket;
   // Wake the writer to start the commit timer (first item) or commit at once (group full).
   if (was_empty || pending.readings.size() >= opt.commit_max_readings) writer_cv.notify_one();
@@ -531,6 +543,36 @@ Result<uint64_t> Store::Append(std::span<const Reading> readings) {
   Pending add;
   add.readings.assign(readings.begin(), readings.end());
   return impl_->Enqueue(std::move(add));
+}
+
+Result<uint64_t> Store::AppendWithState(std::span<const Reading> readings, const SourceState& state) {
+  Pending add;
+  add.readings.assign(readings.begin(), readings.end());
+  if (!state.key.empty()) add.state[state.key] = state.value;
+  return impl_->Enqueue(std::move(add));
+}
+
+Result<std::optional<std::string>> Store::LoadState(const std::string& key) {
+  std::lock_guard<std::mutex> lock(impl_->db_mu);
+  Stmt st(impl_->db, "SELECT value FROM source_state WHERE key = ?");
+  st.Bind(1, key);
+  int rc = st.Step();
+  if (rc == SQLITE_ROW) return std::optional<std::string>(st.Text(0));
+  if (rc == SQLITE_DONE) return std::optional<std::string>();
+  return SqliteStatus(rc, impl_->db, "load source state");
+}
+
+Result<std::vector<Reading>> Store::RecentReadings(size_t max_readings) {
+  std::lock_guard<std::mutex> lock(impl_->db_mu);
+  std::vector<Reading> out;
+  Stmt st(impl_->db, "SELECT data FROM chunks ORDER BY id DESC");
+  int rc;
+  while (out.size() < max_readings && (rc = st.Step()) == SQLITE_ROW) {
+    Result<std::vector<Reading>> rs = DecodeChunk(st.Blob(0));
+    if (!rs.ok()) continue;  // a damaged chunk is reported when its batch is built
+    for (Reading& r : *rs) out.push_back(std::move(r));
+  }
+  return out;
 }
 
 Result<uint64_t> Store::Quarantine(const QuarantineRecord& record) {

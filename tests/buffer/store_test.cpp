@@ -282,3 +282,32 @@ TEST(Store, ReadStatsSeesWhatAnotherConnectionCommitted) {
   LONGS_EQUAL(kHour0, st->oldest_pending_ts_us);
   CHECK(ReadStats(dir.Join("nope.db")).status().code() == StatusCode::kNotFound);
 }
+
+TEST(Store, SourceStateIsCommittedWithTheReadingsAndSurvivesReopen) {
+  {
+    auto store = OpenStore(path(), &clock);
+    CHECK_FALSE(store->LoadState("serial0/boot/1")->has_value());
+    Result<uint64_t> t1 = store->AppendWithState(std::vector<Reading>{R("s", kHour0, 1)}, {"serial0/boot/1", "41"});
+    Result<uint64_t> t2 = store->AppendWithState(std::vector<Reading>{R("s", kHour0 + 1, 2)}, {"serial0/boot/1", "42"});
+    CHECK_TRUE(store->WaitDurable(*t2).ok());
+    CHECK(*t2 > *t1);
+    STRCMP_EQUAL("42", store->LoadState("serial0/boot/1")->value().c_str());
+    // State alone (no readings) is committed too.
+    CHECK_TRUE(store->WaitDurable(*store->AppendWithState({}, {"mqtt/x", "y"})).ok());
+  }
+  auto store = OpenStore(path(), &clock);
+  STRCMP_EQUAL("42", store->LoadState("serial0/boot/1")->value().c_str());
+  STRCMP_EQUAL("y", store->LoadState("mqtt/x")->value().c_str());
+  LONGS_EQUAL(2, store->GetStats().pending_readings);
+}
+
+TEST(Store, RecentReadingsReturnsTheNewestChunksFirst) {
+  auto store = OpenStore(path(), &clock);
+  for (int i = 0; i < 5; ++i)
+    CHECK_TRUE(store->WaitDurable(*store->Append(std::vector<Reading>{R("s", kHour0 + i, i), R("t", kHour0 + i, i)})).ok());
+  Result<std::vector<Reading>> recent = store->RecentReadings(4);
+  CHECK_TRUE(recent.ok());
+  LONGS_EQUAL(4, recent->size());
+  LONGS_EQUAL(kHour0 + 4, (*recent)[0].ts_us);
+  LONGS_EQUAL(kHour0 + 3, (*recent)[2].ts_us);
+}

@@ -27,10 +27,14 @@ class Ingest final : public ReadingSink {
  public:
   Ingest(const ValidationConfig& config, Clock& clock, ReadingSink& buffer);
   Result<uint64_t> Append(std::span<const Reading> readings) override;
+  Result<uint64_t> AppendWithState(std::span<const Reading> readings, const SourceState& state) override;
+  Result<std::optional<std::string>> LoadState(const std::string& key) override { return buffer_.LoadState(key); }
   Status WaitDurable(uint64_t ticket) override { return buffer_.WaitDurable(ticket); }
   Result<uint64_t> Quarantine(const QuarantineRecord& record) override;
   Result<uint64_t> RecordGap(const GapRecord& gap) override { return buffer_.RecordGap(gap); }
   ValidationStats stats() const;
+  // Primes duplicate detection with readings already in the buffer.
+  void Seed(const std::vector<Reading>& stored);
 
  private:
   mutable std::mutex mu_;

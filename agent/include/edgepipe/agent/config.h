@@ -77,6 +77,11 @@ enum class RuleAction { kReject, kFlag, kOff };
 
 struct ValidationConfig {
   RuleAction non_finite = RuleAction::kReject;
+  // A reading whose sensor and timestamp were seen before with a different value.
+  RuleAction duplicate = RuleAction::kReject;
+  // Exact repeats (same sensor, timestamp and value: a peer re-sending what we already stored
+  // because it never got our acknowledgement) are dropped and counted.
+  bool drop_exact_duplicates = true;
 };
 
 struct Config {

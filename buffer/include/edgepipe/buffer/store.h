@@ -71,6 +71,8 @@ class Store final : public ReadingSink, public BatchSource {
 
   // ReadingSink
   Result<uint64_t> Append(std::span<const Reading> readings) override;
+  Result<uint64_t> AppendWithState(std::span<const Reading> readings, const SourceState& state) override;
+  Result<std::optional<std::string>> LoadState(const std::string& key) override;
   Status WaitDurable(uint64_t ticket) override;
   Result<uint64_t> Quarantine(const QuarantineRecord& record) override;
   Result<uint64_t> RecordGap(const GapRecord& gap) override;
@@ -79,6 +81,11 @@ class Store final : public ReadingSink, public BatchSource {
   Result<std::optional<Batch>> LeaseBatch(const BatchPolicy& policy, bool flush) override;
   Status AckBatch(uint64_t batch_id, const DeliveryReceipt& receipt) override;
   Status ReleaseBatch(uint64_t batch_id) override;
+
+  // The most recently committed readings (newest chunks first, each chunk in stored order), up
+  // to about `max_readings`: what a restarted agent may see again from a peer that did not get
+  // its acknowledgement (used to seed duplicate detection).
+  Result<std::vector<Reading>> RecentReadings(size_t max_readings);
 
   // Commits everything appended so far and waits for it.
   Status Flush();

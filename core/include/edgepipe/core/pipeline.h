@@ -15,6 +15,14 @@
 
 namespace edgepipe {
 
+// A small piece of per-source state committed atomically with readings, e.g. "the last
+// sequence number received from MCU boot 0x1234". After a restart the source reads it back
+// (LoadState) to recognise what it already stored.
+struct SourceState {
+  std::string key;    // namespaced by the source, e.g. "serial0/boot/4f2a"
+  std::string value;
+};
+
 // Where accepted readings, rejected payloads and gap records go.
 // Thread-safe: any source thread may call any method.
 class ReadingSink {
@@ -24,6 +32,13 @@ class ReadingSink {
   // Queues readings for the next group commit and returns a ticket. OK means queued in memory,
   // not yet durable. kResourceExhausted when the buffer is full and its policy is reject_new.
   virtual Result<uint64_t> Append(std::span<const Reading> readings) = 0;
+
+  // Like Append, and commits `state` in the same transaction as these readings (the latest value
+  // per key wins when several appends share a group commit).
+  virtual Result<uint64_t> AppendWithState(std::span<const Reading> readings, const SourceState& state) = 0;
+
+  // The value last committed for `key`, or nullopt.
+  virtual Result<std::optional<std::string>> LoadState(const std::string& key) = 0;
 
   // Blocks until the commit holding `ticket` (and every earlier one) is durable at the
   // configured sync level, asking the writer to commit at once rather than on its timer.
