@@ -16,6 +16,38 @@ constexpr std::string_view kPlaceholders[] = {"prefix", "device", "date", "year"
 // S3 limits user metadata to 2 KiB in all; keep the gap list well under that.
 constexpr size_t kMaxGapMetadata = 1024;
 
+// S3 user metadata must be ASCII: re-escape the (valid UTF-8) output of AppendJsonString with
+// \uXXXX escapes (surrogate pairs above U+FFFF), so the JSON reads back to the same text.
+std::string AsciiJson(const std::string& in) {
+  std::string out;
+  out.reserve(in.size());
+  for (size_t i = 0; i < in.size();) {
+    unsigned char c = static_cast<unsigned char>(in[i]);
+    if (c < 0x80) {
+      out.push_back(static_cast<char>(c));
+      ++i;
+      continue;
+    }
+    int len = c >= 0xF0 ? 4 : c >= 0xE0 ? 3 : 2;
+    uint32_t cp = c & (len == 4 ? 0x07 : len == 3 ? 0x0F : 0x1F);
+    for (int k = 1; k < len && i + k < in.size(); ++k) cp = (cp << 6) | (static_cast<unsigned char>(in[i + k]) & 0x3F);
+    i += len;
+    auto put = [&out](uint32_t u) {
+      char buf[16];
+      snprintf(buf, sizeof buf, "\\u%04x", static_cast<unsigned>(u & 0xFFFF));
+      out += buf;
+    };
+    if (cp >= 0x10000) {
+      cp -= 0x10000;
+      put(0xD800 + (cp >> 10));
+      put(0xDC00 + (cp & 0x3FF));
+    } else {
+      put(cp);
+    }
+  }
+  return out;
+}
+
 void Digest(const EVP_MD* md, std::string_view data, unsigned* len_out, unsigned char* buf) {
   EVP_Digest(data.data(), data.size(), buf, len_out, md, nullptr);
 }
@@ -153,7 +185,7 @@ Result<Object> ObjectBuilder::Build(const Batch& batch) {
     qs += ":" + std::to_string(n);
   }
   qs += "},\"gaps\":" + std::to_string(q.gaps) + ",\"missing\":" + std::to_string(q.missing) + "}";
-  m["edgepipe-quality"] = qs;
+  m["edgepipe-quality"] = AsciiJson(qs);
   if (!batch.gaps.empty()) {
     std::string gs = "[";
     size_t listed = 0;
@@ -166,6 +198,7 @@ Result<Object> ObjectBuilder::Build(const Batch& batch) {
              "\",\"count\":" + std::to_string(g.count) + ",\"reason\":";
       AppendJsonString(&one, g.reason);
       one += "}";
+      one = AsciiJson(one);
       if (gs.size() + one.size() + 2 > kMaxGapMetadata) break;
       if (listed++) gs.push_back(',');
       gs += one;
