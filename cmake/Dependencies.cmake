@@ -12,3 +12,6 @@ if(TARGET zstd::libzstd_shared)
 else()
   set(EDGEPIPE_ZSTD zstd::libzstd_static)
 endif()
+# Inputs (issue 6): MQTT client and the JSON parser for payloads.
+find_package(PahoMqttCpp 1.2 REQUIRED)
+find_package(simdjson REQUIRED)

@@ -20,6 +20,11 @@ Ingest::Ingest(const ValidationConfig& config, Clock& clock, ReadingSink& buffer
 
 Result<uint64_t> Ingest::Append(std::span<const Reading> readings) { return AppendWithState(readings, {}); }
 
+void Ingest::SetAcceptedHook(AcceptedHook hook) {
+  std::lock_guard<std::mutex> lock(mu_);
+  accepted_hook_ = std::move(hook);
+}
+
 void Ingest::Seed(const std::vector<Reading>& stored) {
   std::lock_guard<std::mutex> lock(mu_);
   validator_.Seed(stored);
@@ -43,6 +48,7 @@ Result<uint64_t> Ingest::AppendWithState(std::span<const Reading> readings, cons
     Result<uint64_t> t = buffer_.AppendWithState(passed, state);
     if (!t.ok()) return t.status();
     ticket = std::max(ticket, *t);
+    if (accepted_hook_ && !passed.empty()) accepted_hook_(passed);
   }
   return ticket;
 }
@@ -100,6 +106,20 @@ Status Agent::Start() {
   uopt.config_retry_us = config_.upload.config_retry_us;
   uploader_ = std::make_unique<uploader::Uploader>(*store_, uploader::ObjectBuilder(oopt), *sink_, clock_, uopt);
   upload_thread_ = std::thread([this] { uploader_->Run(); });
+
+  if (config_.republish.enabled) {  // issue 6: local republish of validated readings
+    fb::RepublishOptions ropt = config_.republish.options;
+    if (!config_.republish.password.empty()) {
+      Result<std::string> pw = LoadSecret(config_.republish.password);
+      if (!pw.ok()) return Status(pw.status().code(), "republish password: " + pw.status().message());
+      ropt.client.password = *pw;
+    }
+    republisher_ = std::make_unique<fb::Republisher>(std::move(ropt), clock_);
+    Status rs = republisher_->Start();
+    if (!rs.ok()) return Status(rs.code(), "republish: " + rs.message());
+    fb::Republisher* rp = republisher_.get();
+    ingest_->SetAcceptedHook([rp](std::span<const Reading> r) { rp->Offer(r); });
+  }
 
   for (const SourceConfig& sc : config_.sources) {
     Result<std::unique_ptr<Source>> src = MakeSource(sc, *ingest_, clock_);
@@ -161,6 +181,10 @@ Status Agent::Shutdown() {
   shut_down_ = true;
   stopped_mono_ = clock_.MonotonicNowUs();
   for (auto& s : sources_) s->Stop();
+  if (republisher_) {
+    ingest_->SetAcceptedHook(nullptr);
+    republisher_->Stop();
+  }
   Status result;
   if (store_) {
     Status s = store_->Flush();

@@ -15,7 +15,7 @@ namespace {
 
 using cfg::Reporter;
 
-const std::vector<std::string> kTopLevel = {"device", "agent", "buffer", "batch", "upload", "source", "validation"};
+const std::vector<std::string> kTopLevel = {"device", "agent", "buffer", "batch", "upload", "source", "validation", "republish"};
 
 const toml::table* RequireTable(const toml::node& n, Reporter& r, const std::string& name) {
   const auto* t = n.as_table();
@@ -136,6 +136,8 @@ ParseResult ParseConfigText(const std::string& text, const std::string& file_nam
       if (auto t = RequireTable(v, r, key)) cfg::ValidationSection().Parse(c.validation, *t, r, key);
     } else if (key == "source") {
       ParseSources(v, c, r);
+    } else if (key == "republish") {
+      if (auto t = RequireTable(v, r, key)) cfg::RepublishSection().Parse(c.republish, *t, r, key);
     } else {
       std::string hint = cfg::DidYouMean(key, kTopLevel);
       r.Add(k.source(), "unknown section or key '" + key + "'" +
@@ -144,6 +146,7 @@ ParseResult ParseConfigText(const std::string& text, const std::string& file_nam
     }
   }
   Finish(c, root, r);
+  cfg::FinishInputs(c);
   result.problems = std::move(r.problems());
   // toml++ iterates keys in sorted order; report in file order (unlocated problems last).
   std::stable_sort(result.problems.begin(), result.problems.end(), [](const ConfigProblem& a, const ConfigProblem& b) {
@@ -242,6 +245,7 @@ std::string ConfigReferenceMarkdown() {
   md += "## Sources\n\nEach `[[source]]` table has a `type`; the other keys depend on it.\n\n";
   for (const auto& t : cfg::SourceTypes()) md += t.markdown();
   md += cfg::ValidationSection().Markdown();
+  md += cfg::RepublishSection().Markdown();
   return md;
 }
 

@@ -255,6 +255,10 @@ const Section<BatchPolicy>& BatchSection();
 const Section<UploadConfig>& UploadSection();
 const Section<ValidationConfig>& ValidationSection();
 
+// [republish] (config_source_mqtt.cpp).
+const Section<RepublishConfig>& RepublishSection();
+// Fills MQTT/republish defaults that depend on the device id and source name ({device}, {name}).
+void FinishInputs(Config& c);
 // One entry per [[source]] type.
 struct SourceType {
   std::string type;
@@ -264,5 +268,8 @@ struct SourceType {
   std::function<std::string()> markdown;
 };
 const std::vector<SourceType>& SourceTypes();
+// The [[source]] entries of issue 6 (config_source_mqtt.cpp, config_source_sysfs.cpp).
+SourceType MqttSourceType();
+SourceType SysfsSourceType();
 
 }  // namespace edgepipe::agent::cfg

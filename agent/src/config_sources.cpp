@@ -81,6 +81,8 @@ const std::vector<SourceType>& SourceTypes() {
          src.simulator.name = src.name;
        },
        [] { return SimulatorSection().Markdown() + SimSensorSection().Markdown(); }},
+      MqttSourceType(),   // issue 6
+      SysfsSourceType(),  // issue 6
   };
   return types;
 }

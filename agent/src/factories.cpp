@@ -1,6 +1,8 @@
 // Builds sources and sinks from their configuration. One branch per type.
 #include "edgepipe/agent/agent.h"
 #include "edgepipe/firmware_bridge/simulator.h"
+#include "edgepipe/firmware_bridge/mqtt.h"
+#include "edgepipe/firmware_bridge/sysfs.h"
 
 namespace edgepipe::agent {
 
@@ -11,6 +13,16 @@ Result<std::unique_ptr<uploader::Sink>> MakeSink(const UploadConfig& config) {
 
 Result<std::unique_ptr<Source>> MakeSource(const SourceConfig& config, ReadingSink& sink, Clock& clock) {
   if (config.type == "simulator") return std::unique_ptr<Source>(new fb::Simulator(config.simulator, sink, clock));
+  if (config.type == "mqtt") {  // issue 6
+    fb::MqttSourceOptions o = config.mqtt;
+    if (!config.mqtt_password.empty()) {
+      Result<std::string> pw = LoadSecret(config.mqtt_password);
+      if (!pw.ok()) return Status(pw.status().code(), "password: " + pw.status().message());
+      o.client.password = *pw;
+    }
+    return std::unique_ptr<Source>(new fb::MqttSource(std::move(o), sink, clock));
+  }
+  if (config.type == "sysfs") return std::unique_ptr<Source>(new fb::SysfsSource(config.sysfs, sink, clock));  // issue 6
   return InvalidArgumentError("source " + config.name + ": unsupported type " + config.type);
 }
 

@@ -4,6 +4,7 @@
 #pragma once
 
 #include <atomic>
+#include <functional>
 #include <memory>
 #include <mutex>
 #include <span>
@@ -16,6 +17,7 @@
 #include "edgepipe/core/clock.h"
 #include "edgepipe/core/pipeline.h"
 #include "edgepipe/core/source.h"
+#include "edgepipe/firmware_bridge/mqtt.h"
 #include "edgepipe/uploader/sink.h"
 #include "edgepipe/uploader/uploader.h"
 
@@ -35,12 +37,17 @@ class Ingest final : public ReadingSink {
   ValidationStats stats() const;
   // Primes duplicate detection with readings already in the buffer.
   void Seed(const std::vector<Reading>& stored);
+  // Called (under the ingest lock, so in commit order) with the readings that passed validation
+  // and were queued in the buffer. Must not block: the local republisher only queues them.
+  using AcceptedHook = std::function<void(std::span<const Reading>)>;
+  void SetAcceptedHook(AcceptedHook hook);
 
  private:
   mutable std::mutex mu_;
   Validator validator_;
   ReadingSink& buffer_;
   std::map<std::string, uint64_t> source_rejects_;  // quarantined by sources (parse errors, ...)
+  AcceptedHook accepted_hook_;
 };
 
 // Builds the sink for a destination URL.
@@ -83,6 +90,7 @@ class Agent {
   std::unique_ptr<uploader::Uploader> uploader_;
   std::thread upload_thread_;
   std::vector<std::unique_ptr<Source>> sources_;
+  std::unique_ptr<fb::Republisher> republisher_;  // [republish], issue 6
   int64_t started_mono_ = 0;
   int64_t stopped_mono_ = 0;
   std::atomic<bool> stop_requested_{false};

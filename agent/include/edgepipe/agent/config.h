@@ -16,6 +16,8 @@
 #include "edgepipe/core/pipeline.h"
 #include "edgepipe/core/status.h"
 #include "edgepipe/firmware_bridge/simulator.h"
+#include "edgepipe/firmware_bridge/mqtt.h"   // issue 6
+#include "edgepipe/firmware_bridge/sysfs.h"  // issue 6
 #include "edgepipe/uploader/encoder.h"
 #include "edgepipe/uploader/object.h"
 
@@ -71,6 +73,16 @@ struct SourceConfig {
   std::string type;  // "simulator", ...
   std::string name;
   fb::SimulatorOptions simulator;
+  fb::MqttSourceOptions mqtt;   // type "mqtt" (password loaded from mqtt_password at start)
+  SecretRef mqtt_password;
+  fb::SysfsOptions sysfs;       // type "sysfs"
+};
+
+// [republish]: validated readings published as SenML to a local broker (off by default).
+struct RepublishConfig {
+  bool enabled = false;
+  fb::RepublishOptions options;  // client.password loaded from `password` at start
+  SecretRef password;
 };
 
 enum class RuleAction { kReject, kFlag, kOff };
@@ -93,6 +105,7 @@ struct Config {
   UploadConfig upload;
   std::vector<SourceConfig> sources;
   ValidationConfig validation;
+  RepublishConfig republish;  // issue 6
 };
 
 // Parses and checks a configuration. On failure every problem found is returned (not only the

@@ -1,0 +1,223 @@
+// The MQTT source: Paho delivers each message on its delivery thread; the handler parses it,
+// hands it to the sink and (QoS >= 1) returns only once the commit is durable, because Paho
+// sends the PUBACK when the handler returns (see the contract in mqtt.h).
+#include <atomic>
+#include <chrono>
+#include <thread>
+
+#include "edgepipe/firmware_bridge/mqtt.h"
+#include "edgepipe/firmware_bridge/topic_template.h"
+#include "mqtt_session.h"
+
+namespace edgepipe::fb {
+namespace {
+constexpr const char* kLog = "mqtt";
+constexpr int64_t kRetryMinUs = 10'000;
+constexpr int64_t kRetryMaxUs = 2'000'000;
+}  // namespace
+
+struct MqttSource::Impl {
+  Impl(MqttSourceOptions o, ReadingSink& s, Clock& c)
+      : opt(std::move(o)), sink(s), clock(c), parser(opt.payload) {}
+
+  MqttSourceOptions opt;
+  ReadingSink& sink;
+  Clock& clock;
+  std::unique_ptr<MqttSession> session;
+  std::optional<TopicTemplate> tmpl;
+
+  // Used only on Paho's delivery thread.
+  PayloadParser parser;
+  std::vector<Reading> batch;
+  std::string sensor;
+
+  std::atomic<bool> stopping{false};
+  std::atomic<bool> in_handler{false};
+  std::atomic<uint64_t> messages{0}, readings{0}, quarantined{0}, sink_retries{0}, lost_qos0{0};
+  mutable std::mutex err_mu;
+  std::string last_error;
+  RateLimitedLog reject_log{60'000'000};
+  RateLimitedLog sink_log{10'000'000};
+
+  void SetError(std::string e) {
+    std::lock_guard<std::mutex> lock(err_mu);
+    last_error = std::move(e);
+  }
+
+  void OnMessage(const mqtt::const_message_ptr& msg);
+  Result<uint64_t> Deliver(bool ok, const QuarantineRecord& q, int qos);
+  Status OnConnected(mqtt::async_client& cli, bool session_present);
+};
+
+Status MqttSource::Impl::OnConnected(mqtt::async_client& cli, bool session_present) {
+  for (const std::string& t : opt.topics) {
+    try {
+      mqtt::token_ptr tok = cli.subscribe(t, opt.qos);
+      if (!tok->wait_for(std::chrono::seconds(10))) return UnavailableError("subscribe to " + t + " timed out");
+      // MQTT 3.1.1 reports a refused filter as return code 0x80 in the SUBACK.
+      const mqtt::subscribe_response resp = tok->get_subscribe_response();
+      const std::vector<mqtt::ReasonCode> codes = resp.get_reason_codes();
+      for (mqtt::ReasonCode rc : codes)
+        if (static_cast<int>(rc) >= 0x80)
+          return FailedPreconditionError(StrFormat("broker refused the subscription to \"%s\" (code 0x%02x): check the ACL",
+                                                   t.c_str(), static_cast<int>(rc)));
+    } catch (const mqtt::exception& e) {
+      return UnavailableError("subscribe to " + t + ": " + e.what());
+    }
+  }
+  if (!opt.status_topic.empty()) {
+    try {
+      cli.publish(opt.status_topic, "online", 6, 1, true)->wait_for(std::chrono::seconds(5));
+    } catch (const mqtt::exception& e) {
+      EP_LOG_WARN(kLog, "source %s: publishing status to %s failed: %s", opt.name.c_str(), opt.status_topic.c_str(), e.what());
+    }
+  }
+  EP_LOG_INFO(kLog, "source %s: subscribed to %zu filter(s) at QoS %d (session %s)", opt.name.c_str(),
+              opt.topics.size(), opt.qos, session_present ? "resumed" : "new");
+  return Status::Ok();
+}
+
+// Hands the readings (or the quarantine record) to the sink. A message of QoS >= 1 is retried
+// with backoff until the sink takes it: returning would acknowledge it.
+Result<uint64_t> MqttSource::Impl::Deliver(bool ok, const QuarantineRecord& q, int qos) {
+  int64_t backoff = kRetryMinUs;
+  while (true) {
+    Result<uint64_t> t = ok ? sink.Append(batch) : sink.Quarantine(q);
+    if (t.ok() || qos == 0 || stopping) return t;
+    ++sink_retries;
+    SetError("buffer refused a message: " + t.status().ToString());
+    uint64_t suppressed = 0;
+    if (sink_log.ShouldLog(clock.MonotonicNowUs(), &suppressed))
+      EP_LOG_WARN(kLog, "source %s: buffer refused a message (%s); holding it (not acknowledged) and retrying",
+                  opt.name.c_str(), t.status().ToString().c_str());
+    std::this_thread::sleep_for(std::chrono::microseconds(backoff));
+    backoff = std::min(backoff * 2, kRetryMaxUs);
+  }
+}
+
+void MqttSource::Impl::OnMessage(const mqtt::const_message_ptr& msg) {
+  in_handler = true;
+  const std::string& topic = msg->get_topic();
+  const std::string& payload = msg->get_payload_str();
+  const int qos = msg->get_qos();
+  const int64_t now = clock.SystemNowUs();
+  batch.clear();
+  PayloadError err;
+  bool ok;
+  if (!tmpl->Match(topic, &sensor)) {
+    ok = false;
+    err.rule = "topic";
+    err.reason = "topic does not match topic_template \"" + tmpl->pattern() + "\"";
+  } else {
+    ok = parser.Parse(payload, sensor, now, opt.name, &batch, &err);
+  }
+  QuarantineRecord q;
+  if (!ok) {
+    q.ts_us = now;
+    q.source = opt.name;
+    q.sensor = err.sensor;
+    q.rule = err.rule;
+    q.reason = err.reason + " (topic " + topic + ", " + PayloadFormatName(opt.payload.format) + " payload)";
+    q.raw = payload;
+    ++quarantined;
+    uint64_t suppressed = 0;
+    if (reject_log.ShouldLog(clock.MonotonicNowUs(), &suppressed))
+      EP_LOG_WARN(kLog, "source %s: message on %s quarantined (%s): %s (%llu more suppressed)", opt.name.c_str(),
+                  topic.c_str(), err.rule.c_str(), err.reason.c_str(), static_cast<unsigned long long>(suppressed));
+    SetError("quarantined a message on " + topic + ": " + err.reason);
+  }
+  Result<uint64_t> ticket = Deliver(ok, q, qos);
+  if (!ticket.ok()) {
+    // QoS 0 (best effort) or stopping: nothing more can be done for this message.
+    ++lost_qos0;
+    SetError("message on " + topic + " not stored: " + ticket.status().ToString());
+    in_handler = false;
+    return;
+  }
+  if (qos > 0) {
+    int64_t backoff = kRetryMinUs;
+    while (true) {
+      Status s = sink.WaitDurable(*ticket);
+      if (s.ok() || stopping) break;
+      ++sink_retries;
+      SetError("commit failed: " + s.ToString());
+      uint64_t suppressed = 0;
+      if (sink_log.ShouldLog(clock.MonotonicNowUs(), &suppressed))
+        EP_LOG_WARN(kLog, "source %s: commit failed (%s); not acknowledging until it is durable", opt.name.c_str(),
+                    s.ToString().c_str());
+      std::this_thread::sleep_for(std::chrono::microseconds(backoff));
+      backoff = std::min(backoff * 2, kRetryMaxUs);
+    }
+  }
+  ++messages;
+  readings += batch.size();
+  in_handler = false;
+}
+
+MqttSource::MqttSource(MqttSourceOptions options, ReadingSink& sink, Clock& clock)
+    : impl_(std::make_unique<Impl>(std::move(options), sink, clock)) {}
+
+MqttSource::~MqttSource() { Stop(); }
+
+const std::string& MqttSource::name() const { return impl_->opt.name; }
+
+Status MqttSource::Start() {
+  Impl& im = *impl_;
+  if (im.session) return Status::Ok();
+  if (im.opt.topics.empty()) return InvalidArgumentError("no topics to subscribe to");
+  if (im.opt.qos < 0 || im.opt.qos > 2) return InvalidArgumentError("qos must be 0, 1 or 2");
+  Result<TopicTemplate> t = TopicTemplate::Parse(im.opt.topic_template, im.opt.sensor_format);
+  if (!t.ok()) return InvalidArgumentError("topic_template: " + t.status().message());
+  im.tmpl = std::move(*t);
+  SessionConfig sc;
+  sc.log_name = "source " + im.opt.name;
+  sc.client = im.opt.client;
+  sc.clean_session = im.opt.clean_session;
+  sc.will_topic = im.opt.status_topic;
+  sc.on_connected = [&im](mqtt::async_client& cli, bool present) { return im.OnConnected(cli, present); };
+  sc.on_message = [&im](mqtt::const_message_ptr m) { im.OnMessage(m); };
+  im.stopping = false;
+  im.session = std::make_unique<MqttSession>(std::move(sc), im.clock);
+  Status s = im.session->Start();
+  if (!s.ok()) im.session.reset();
+  return s;
+}
+
+void MqttSource::Stop() {
+  Impl& im = *impl_;
+  if (!im.session) return;
+  // Let a message being handled finish its commit first, so it is acknowledged.
+  for (int i = 0; i < 200 && im.in_handler; ++i) std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  im.stopping = true;
+  im.session->Stop("offline");
+}
+
+SourceHealth MqttSource::Health() const {
+  const Impl& im = *impl_;
+  SourceHealth h;
+  h.name = im.opt.name;
+  h.type = "mqtt";
+  h.state = im.session ? im.session->state() : "stopped";
+  h.readings = im.readings;
+  h.errors = im.quarantined + im.lost_qos0 + (im.session ? im.session->failures() : 0);
+  std::lock_guard<std::mutex> lock(im.err_mu);
+  h.last_error = im.last_error;
+  if (im.session && !im.session->connected() && !im.session->last_error().empty()) h.last_error = im.session->last_error();
+  return h;
+}
+
+MqttSourceStats MqttSource::stats() const {
+  const Impl& im = *impl_;
+  MqttSourceStats s;
+  s.messages = im.messages;
+  s.readings = im.readings;
+  s.quarantined = im.quarantined;
+  s.sink_retries = im.sink_retries;
+  if (im.session) {
+    s.connects = im.session->connects();
+    s.connect_failures = im.session->failures();
+  }
+  return s;
+}
+
+}  // namespace edgepipe::fb
