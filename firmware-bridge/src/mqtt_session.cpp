@@ -93,6 +93,7 @@ Status MqttSession::Start() {
   }
   if (cfg_.on_message) cli_->set_message_callback(cfg_.on_message);
   cli_->set_connection_lost_handler([this](const std::string& cause) {
+    link_up_ = false;
     std::lock_guard<std::mutex> lock(mu_);
     connected_ = false;
     state_ = "disconnected";
@@ -110,12 +111,21 @@ Status MqttSession::Start() {
   return Status::Ok();
 }
 
+bool MqttSession::WaitToken(const mqtt::token_ptr& tok, int64_t timeout_ms) {
+  for (int64_t waited = 0; waited < timeout_ms; waited += 50) {
+    if (tok->wait_for(std::chrono::milliseconds(50))) return true;
+    if (!link_up_ || stopping_) return false;
+  }
+  return false;
+}
+
 Status MqttSession::ConnectOnce() {
   try {
     mqtt::token_ptr tok = cli_->connect(BuildOptions());
     if (!tok->wait_for(std::chrono::milliseconds(cfg_.client.connect_timeout_us / 1000 + 2000)))
       return UnavailableError("connect to " + cfg_.client.url + " timed out");
     bool present = tok->get_connect_response().is_session_present();
+    link_up_ = true;
     if (cfg_.on_connected) {
       Status s = cfg_.on_connected(*cli_, present);
       if (!s.ok()) return s;
@@ -171,6 +181,7 @@ void MqttSession::Stop(const std::string& final_status) {
     if (stopped_ || !cli_) return;
     stopped_ = true;
     stop_ = true;
+    stopping_ = true;
     cv_.notify_all();
   }
   if (thread_.joinable()) thread_.join();

@@ -47,6 +47,9 @@ class MqttSession {
   uint64_t connects() const { return connects_; }
   uint64_t failures() const { return failures_; }
   mqtt::async_client* client() { return cli_.get(); }
+  // Waits for a token in short slices; gives up early when the connection drops or Stop() is
+  // called (Paho never completes a token whose connection was lost). May throw mqtt::exception.
+  bool WaitToken(const mqtt::token_ptr& tok, int64_t timeout_ms);
 
  private:
   void Loop();
@@ -62,6 +65,8 @@ class MqttSession {
   bool stop_ = false;
   bool stopped_ = false;
   std::atomic<bool> connected_{false};
+  std::atomic<bool> link_up_{false};  // TCP/MQTT link up (set before the subscriptions are made)
+  std::atomic<bool> stopping_{false};
   std::string state_ = "stopped";
   std::string last_error_;
   std::atomic<uint64_t> connects_{0};

@@ -53,7 +53,7 @@ Status MqttSource::Impl::OnConnected(mqtt::async_client& cli, bool session_prese
   for (const std::string& t : opt.topics) {
     try {
       mqtt::token_ptr tok = cli.subscribe(t, opt.qos);
-      if (!tok->wait_for(std::chrono::seconds(10))) return UnavailableError("subscribe to " + t + " timed out");
+      if (!session->WaitToken(tok, 10'000)) return UnavailableError("subscribe to " + t + " did not complete (connection lost or timed out)");
       // MQTT 3.1.1 reports a refused filter as return code 0x80 in the SUBACK.
       const mqtt::subscribe_response resp = tok->get_subscribe_response();
       const std::vector<mqtt::ReasonCode> codes = resp.get_reason_codes();
@@ -67,7 +67,7 @@ Status MqttSource::Impl::OnConnected(mqtt::async_client& cli, bool session_prese
   }
   if (!opt.status_topic.empty()) {
     try {
-      cli.publish(opt.status_topic, "online", 6, 1, true)->wait_for(std::chrono::seconds(5));
+      session->WaitToken(cli.publish(opt.status_topic, "online", 6, 1, true), 5000);
     } catch (const mqtt::exception& e) {
       EP_LOG_WARN(kLog, "source %s: publishing status to %s failed: %s", opt.name.c_str(), opt.status_topic.c_str(), e.what());
     }

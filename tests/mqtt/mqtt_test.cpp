@@ -1,0 +1,316 @@
+// The MQTT source and the republisher against a real Mosquitto started by the test: plain TCP,
+// password from a file, TLS with a CA and a client certificate, MQTT 3.1.1 and 5, persistent
+// sessions, reconnects after a broker restart, malformed payloads, the status topic.
+#include <mqtt/async_client.h>
+
+#include <atomic>
+#include <chrono>
+#include <map>
+#include <mutex>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "broker.h"
+#include "edgepipe/agent/config.h"
+#include "edgepipe/core/clock.h"
+#include "edgepipe/core/pipeline.h"
+#include "edgepipe/firmware_bridge/mqtt.h"
+#include "test_util.h"
+
+#include <CppUTest/TestHarness.h>
+
+using namespace edgepipe;
+using namespace edgepipe::fb;
+using namespace edgepipe::testing;
+
+namespace {
+
+// Records what the source hands over; WaitDurable counts the waits (one per QoS 1 message).
+class RecordingSink final : public ReadingSink {
+ public:
+  Result<uint64_t> Append(std::span<const Reading> r) override {
+    std::lock_guard<std::mutex> lock(mu);
+    readings.insert(readings.end(), r.begin(), r.end());
+    return ++ticket;
+  }
+  Result<uint64_t> AppendWithState(std::span<const Reading> r, const SourceState&) override { return Append(r); }
+  Result<std::optional<std::string>> LoadState(const std::string&) override { return std::optional<std::string>(); }
+  Status WaitDurable(uint64_t t) override {
+    std::lock_guard<std::mutex> lock(mu);
+    if (t > ticket) return InternalError("waiting for a ticket never handed out");
+    ++waits;
+    return Status::Ok();
+  }
+  Result<uint64_t> Quarantine(const QuarantineRecord& q) override {
+    std::lock_guard<std::mutex> lock(mu);
+    quarantine.push_back(q);
+    return ++ticket;
+  }
+  Result<uint64_t> RecordGap(const GapRecord&) override { return ++ticket; }
+  size_t Count() {
+    std::lock_guard<std::mutex> lock(mu);
+    return readings.size();
+  }
+  size_t QuarantineCount() {
+    std::lock_guard<std::mutex> lock(mu);
+    return quarantine.size();
+  }
+  std::mutex mu;
+  std::vector<Reading> readings;
+  std::vector<QuarantineRecord> quarantine;
+  uint64_t ticket = 0;
+  uint64_t waits = 0;
+};
+
+// A plain Paho client for publishing and observing.
+class TestClient {
+ public:
+  explicit TestClient(const std::string& url, const std::string& id = "test-client")
+      : cli_(url, id, mqtt::create_options(MQTTVERSION_3_1_1, 10'000), nullptr) {
+    cli_.set_message_callback([this](mqtt::const_message_ptr m) {
+      std::lock_guard<std::mutex> lock(mu_);
+      got_[m->get_topic()].push_back(m->to_string());
+    });
+  }
+  ~TestClient() {
+    try {
+      if (cli_.is_connected()) cli_.disconnect()->wait();
+    } catch (...) {
+    }
+  }
+  void Connect(const std::string& user = "", const std::string& pass = "", const std::string& ca = "") {
+    mqtt::connect_options o;
+    o.set_clean_session(true);
+    if (!user.empty()) {
+      o.set_user_name(user);
+      o.set_password(pass);
+    }
+    if (!ca.empty()) {
+      mqtt::ssl_options s;
+      s.set_trust_store(ca);
+      o.set_ssl(s);
+    }
+    cli_.connect(o)->wait();
+  }
+  void Publish(const std::string& topic, const std::string& payload, int qos = 1, bool retained = false) {
+    cli_.publish(topic, payload.data(), payload.size(), qos, retained)->wait();
+  }
+  void Subscribe(const std::string& filter) { cli_.subscribe(filter, 1)->wait(); }
+  std::vector<std::string> Got(const std::string& topic) {
+    std::lock_guard<std::mutex> lock(mu_);
+    return got_[topic];
+  }
+
+ private:
+  mqtt::async_client cli_;
+  std::mutex mu_;
+  std::map<std::string, std::vector<std::string>> got_;
+};
+
+MqttSourceOptions SourceOptions(const std::string& url, const std::string& id = "edgepipe-test") {
+  MqttSourceOptions o;
+  o.name = "mqtt";
+  o.client.url = url;
+  o.client.client_id = id;
+  o.client.reconnect_min_us = 100'000;
+  o.client.reconnect_max_us = 500'000;
+  o.topics = {"sensors/#"};
+  o.topic_template = "sensors/{site}/{sensor}";
+  o.status_topic = "edgepipe/gw-test/status";
+  return o;
+}
+
+bool Connected(MqttSource& s) { return WaitUntil(10'000, [&] { return s.Health().state == "connected"; }); }
+
+}  // namespace
+
+TEST_GROUP(Mqtt) {
+  TempDir dir;
+  RecordingSink sink;
+};
+
+TEST(Mqtt, SenmlOverTcpStoredMalformedQuarantinedStatusOnlineOffline) {
+  Broker broker(dir.Join("broker"));
+  broker.Start();
+  TestClient watch(broker.Url(), "watcher");
+  watch.Connect();
+  watch.Subscribe("edgepipe/gw-test/status");
+  MqttSource src(SourceOptions(broker.Url()), sink, RealClock::Default());
+  CHECK_TRUE(src.Start().ok());
+  CHECK_TRUE(Connected(src));
+  CHECK_TRUE(WaitUntil(5000, [&] { auto g = watch.Got("edgepipe/gw-test/status"); return !g.empty() && g.back() == "online"; }));
+
+  TestClient pub(broker.Url(), "publisher");
+  pub.Connect();
+  pub.Publish("sensors/plant/x", R"([{"bn":"urn:dev:ow:10e2073a0108006:","bt":1.276020076001e+09,"bu":"A","n":"voltage","u":"V","v":120.1},
+                                    {"n":"current","t":-5,"v":1.2},{"n":"current","v":1.7}])");
+  pub.Publish("sensors/plant/x", "not json");                         // parse
+  pub.Publish("sensors/plant/x", R"([{"n":"t","v":"21.5"}])");        // wrong type
+  pub.Publish("sensors/plant", R"([{"v":1}])");                      // topic does not match the template
+  pub.Publish("sensors/plant/t-17", R"([{"v":21.5,"u":"Cel","t":1.7e9}])");  // name from the topic
+  CHECK_TRUE(WaitUntil(10'000, [&] { return sink.Count() == 4 && sink.QuarantineCount() == 3; }));
+
+  std::lock_guard<std::mutex> lock(sink.mu);
+  STRCMP_EQUAL("urn:dev:ow:10e2073a0108006:voltage", sink.readings[0].sensor.c_str());
+  LONGS_EQUAL(1'276'020'076'001'000, sink.readings[0].ts_us);
+  LONGS_EQUAL(1'276'020'071'001'000, sink.readings[1].ts_us);
+  STRCMP_EQUAL("A", sink.readings[2].unit.c_str());
+  STRCMP_EQUAL("plant/t-17", sink.readings[3].sensor.c_str());
+  LONGS_EQUAL(1'700'000'000'000'000, sink.readings[3].ts_us);
+  STRCMP_EQUAL("parse", sink.quarantine[0].rule.c_str());
+  STRCMP_EQUAL("not json", sink.quarantine[0].raw.c_str());
+  CHECK(sink.quarantine[0].reason.find("sensors/plant/x") != std::string::npos);
+  STRCMP_EQUAL("schema", sink.quarantine[1].rule.c_str());
+  STRCMP_EQUAL("topic", sink.quarantine[2].rule.c_str());
+  // Every QoS 1 message was made durable before it was acknowledged.
+  LONGS_EQUAL(5, sink.waits);
+  sink.mu.unlock();
+  MqttSourceStats st = src.stats();
+  LONGS_EQUAL(5, st.messages);
+  LONGS_EQUAL(3, st.quarantined);
+  src.Stop();
+  sink.mu.lock();
+  CHECK_TRUE(WaitUntil(5000, [&] { auto g = watch.Got("edgepipe/gw-test/status"); return g.back() == "offline"; }));
+  STRCMP_EQUAL("stopped", src.Health().state.c_str());
+}
+
+TEST(Mqtt, PasswordFromFileAndWrongPasswordReported) {
+  Broker broker(dir.Join("broker"), {.password = true});
+  broker.Start();
+  WriteFile(dir.Join("mqtt.pass"), std::string(Broker::kPassword) + "\n");
+  Result<std::string> pw = agent::LoadSecret(agent::SecretRef{"", dir.Join("mqtt.pass"), ""});
+  CHECK_TRUE(pw.ok());
+
+  MqttSourceOptions bad = SourceOptions(broker.Url(), "bad-one");
+  bad.client.username = Broker::kUser;
+  bad.client.password = "wrong";
+  MqttSource wrong(bad, sink, RealClock::Default());
+  CHECK_TRUE(wrong.Start().ok());  // connection problems are retried in the background
+  CHECK_TRUE(WaitUntil(10'000, [&] { return wrong.stats().connect_failures >= 2; }));
+  SourceHealth h = wrong.Health();
+  STRCMP_EQUAL("disconnected", h.state.c_str());
+  CHECK_TEXT(h.last_error.find("not authorised") != std::string::npos || h.last_error.find("password") != std::string::npos,
+             h.last_error.c_str());
+  wrong.Stop();
+
+  MqttSourceOptions good = SourceOptions(broker.Url(), "good-one");
+  good.client.username = Broker::kUser;
+  good.client.password = *pw;
+  MqttSource src(good, sink, RealClock::Default());
+  CHECK_TRUE(src.Start().ok());
+  CHECK_TRUE(Connected(src));
+  TestClient pub(broker.Url(), "publisher");
+  pub.Connect(Broker::kUser, Broker::kPassword);
+  pub.Publish("sensors/a/b", R"([{"v":3}])");
+  CHECK_TRUE(WaitUntil(5000, [&] { return sink.Count() == 1; }));
+}
+
+TEST(Mqtt, TlsWithCaAndClientCertificate) {
+  Broker broker(dir.Join("broker"), {.tls = true, .require_client_cert = true});
+  broker.Start();
+  MqttSourceOptions o = SourceOptions(broker.TlsUrl(), "tls-client");
+  o.client.ca_file = broker.ca_file();
+  o.client.cert_file = broker.client_cert();
+  o.client.key_file = broker.client_key();
+  MqttSource src(o, sink, RealClock::Default());
+  CHECK_TRUE(src.Start().ok());
+  CHECK_TRUE(Connected(src));
+  TestClient pub(broker.Url(), "publisher");  // plain listener, same broker
+  pub.Connect();
+  pub.Publish("sensors/a/tls", R"([{"v":42}])");
+  CHECK_TRUE(WaitUntil(5000, [&] { return sink.Count() == 1; }));
+  src.Stop();
+
+  // A broker signed by a CA we do not trust is refused.
+  MqttSourceOptions untrusted = o;
+  untrusted.client.client_id = "tls-untrusted";
+  untrusted.client.ca_file = broker.OtherCa();
+  MqttSource bad(untrusted, sink, RealClock::Default());
+  CHECK_TRUE(bad.Start().ok());
+  CHECK_TRUE(WaitUntil(10'000, [&] { return bad.stats().connect_failures >= 1; }));
+  CHECK(bad.Health().state != "connected");
+  CHECK(bad.Health().last_error.find("connect") != std::string::npos);
+
+  // A missing CA file is a start-up error, not a retry loop.
+  MqttSourceOptions missing = o;
+  missing.client.ca_file = dir.Join("nope.crt");
+  MqttSource m(missing, sink, RealClock::Default());
+  Status s = m.Start();
+  CHECK_FALSE(s.ok());
+  CHECK(s.message().find("nope.crt") != std::string::npos);
+}
+
+// Persistent session: what is published while the source is stopped (or the broker restarts)
+// arrives when it comes back, with MQTT 3.1.1 and with MQTT 5.
+TEST(Mqtt, PersistentSessionAcrossStopAndBrokerRestartBothVersions) {
+  Broker broker(dir.Join("broker"));
+  broker.Start();
+  for (int version : {4, 5}) {
+    RecordingSink s;
+    MqttSourceOptions o = SourceOptions(broker.Url(), "persist-v" + std::to_string(version));
+    o.client.version = version;
+    o.topics = {"sensors/v" + std::to_string(version) + "/#"};
+    auto src = std::make_unique<MqttSource>(o, s, RealClock::Default());
+    CHECK_TRUE(src->Start().ok());
+    CHECK_TRUE(Connected(*src));
+    src->Stop();
+    src.reset();
+    {
+      TestClient pub(broker.Url(), "publisher");
+      pub.Connect();
+      for (int i = 0; i < 20; ++i)
+        pub.Publish("sensors/v" + std::to_string(version) + "/s", "[{\"v\":" + std::to_string(i) + "}]");
+    }
+    broker.Stop();  // the queue survives a broker restart (persistence)
+    broker.Start();
+    src = std::make_unique<MqttSource>(o, s, RealClock::Default());
+    CHECK_TRUE(src->Start().ok());
+    CHECK_TRUE_TEXT(WaitUntil(10'000, [&] { return s.Count() == 20; }), ("MQTT version " + std::to_string(version)).c_str());
+    // Reconnects by itself when the broker goes away and comes back.
+    broker.Stop();
+    CHECK_TRUE(WaitUntil(10'000, [&] { return src->Health().state != "connected"; }));
+    broker.Start();
+    if (!Connected(*src)) FAIL(broker.Log().c_str());
+    TestClient pub(broker.Url(), "publisher2");
+    pub.Connect();
+    pub.Publish("sensors/v" + std::to_string(version) + "/s", "[{\"v\":99}]");
+    CHECK_TRUE(WaitUntil(10'000, [&] { return s.Count() == 21; }));
+    std::lock_guard<std::mutex> lock(s.mu);
+    for (int i = 0; i < 20; ++i) DOUBLES_EQUAL(i, s.readings[i].value, 0);
+  }
+}
+
+TEST(Mqtt, RepublisherSendsSenmlPerReading) {
+  Broker broker(dir.Join("broker"));
+  broker.Start();
+  TestClient watch(broker.Url(), "consumer");
+  watch.Connect();
+  watch.Subscribe("edgepipe/gw/clean/#");
+  RepublishOptions o;
+  o.client.url = broker.Url();
+  o.client.client_id = "republisher";
+  o.topic_prefix = "edgepipe/gw/clean/";
+  Republisher rp(o, RealClock::Default());
+  CHECK_TRUE(rp.Start().ok());
+  CHECK_TRUE(WaitUntil(5000, [&] { return rp.connected(); }));
+  Reading a;
+  a.sensor = "boiler/t-17";
+  a.ts_us = 1'700'000'000'123'456;
+  a.value = 21.37;
+  a.unit = "Cel";
+  Reading b;
+  b.sensor = "door+1";
+  b.ts_us = 1'700'000'001'000'000;
+  b.type = ValueType::kBool;
+  b.value = 1;
+  std::vector<Reading> v = {a, b};
+  rp.Offer(v);
+  CHECK_TRUE(WaitUntil(5000, [&] { return watch.Got("edgepipe/gw/clean/boiler/t-17").size() == 1 &&
+                                          watch.Got("edgepipe/gw/clean/door_1").size() == 1; }));
+  STRCMP_EQUAL(R"([{"n":"boiler/t-17","t":1700000000.123456,"v":21.37,"u":"Cel"}])",
+               watch.Got("edgepipe/gw/clean/boiler/t-17")[0].c_str());
+  STRCMP_EQUAL(R"([{"n":"door+1","t":1700000001.000000,"vb":true}])", watch.Got("edgepipe/gw/clean/door_1")[0].c_str());
+  LONGS_EQUAL(2, rp.stats().published);
+  rp.Stop();
+}
