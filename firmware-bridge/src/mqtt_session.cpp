@@ -148,6 +148,9 @@ void MqttSession::Loop() {
     lock.unlock();
     Status s = ConnectOnce();
     lock.lock();
+    // The link may have dropped while we subscribed: the loss callback already ran, so marking
+    // the session connected now would leave it waiting forever on a dead link.
+    if (s.ok() && !link_up_) s = UnavailableError("connection to " + cfg_.client.url + " lost while subscribing");
     if (s.ok()) {
       connected_ = true;
       state_ = "connected";

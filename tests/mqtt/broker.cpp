@@ -57,7 +57,7 @@ Broker::Broker(const std::string& dir, BrokerOptions options) : dir_(dir), opt_(
   conf += opt_.password ? "allow_anonymous false\npassword_file " + dir_ + "/passwd\n" : "allow_anonymous true\n";
   conf += "persistence true\npersistence_location " + dir_ + "/data/\nautosave_interval 1\n";
   conf += "max_queued_messages " + std::to_string(opt_.max_queued_messages) + "\n";
-  conf += "log_dest file " + dir_ + "/mosquitto.log\nlog_timestamp_format %H:%M:%S\nlog_type error\nlog_type warning\nlog_type notice\nlog_type information\n";
+  conf += "log_dest file " + dir_ + "/mosquitto.log\nlog_timestamp_format %H:%M:%S\nlog_type error\nlog_type warning\nlog_type notice\nlog_type information\n" + std::string(getenv("BROKER_DEBUG") ? "log_type all\n" : "");
   conf += "listener " + std::to_string(port_) + " 127.0.0.1\n";
   if (opt_.tls) {
     MakeCerts();
