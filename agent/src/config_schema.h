@@ -254,6 +254,7 @@ const Section<buffer::Options>& BufferSection();
 const Section<BatchPolicy>& BatchSection();
 const Section<UploadConfig>& UploadSection();
 const Section<ValidationConfig>& ValidationSection();
+const Section<fb::SerialOptions>& SerialSection();  // config_source_serial.cpp
 
 // [republish] (config_source_mqtt.cpp).
 const Section<RepublishConfig>& RepublishSection();

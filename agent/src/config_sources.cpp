@@ -83,6 +83,12 @@ const std::vector<SourceType>& SourceTypes() {
        [] { return SimulatorSection().Markdown() + SimSensorSection().Markdown(); }},
       MqttSourceType(),   // issue 6
       SysfsSourceType(),  // issue 6
+      {"serial", SerialSection().doc,
+       [](SourceConfig& src, const toml::table& t, Reporter& r, const std::string& p) {
+         SerialSection().Parse(src.serial, t, r, p);
+         src.serial.name = src.name;
+       },
+       [] { return SerialSection().Markdown(); }},
   };
   return types;
 }

@@ -1,5 +1,6 @@
 // Builds sources and sinks from their configuration. One branch per type.
 #include "edgepipe/agent/agent.h"
+#include "edgepipe/firmware_bridge/serial_source.h"
 #include "edgepipe/firmware_bridge/simulator.h"
 #include "edgepipe/firmware_bridge/mqtt.h"
 #include "edgepipe/firmware_bridge/sysfs.h"
@@ -23,6 +24,7 @@ Result<std::unique_ptr<Source>> MakeSource(const SourceConfig& config, ReadingSi
     return std::unique_ptr<Source>(new fb::MqttSource(std::move(o), sink, clock));
   }
   if (config.type == "sysfs") return std::unique_ptr<Source>(new fb::SysfsSource(config.sysfs, sink, clock));  // issue 6
+  if (config.type == "serial") return std::unique_ptr<Source>(new fb::SerialSource(config.serial, sink, clock));
   return InvalidArgumentError("source " + config.name + ": unsupported type " + config.type);
 }
 

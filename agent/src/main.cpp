@@ -62,7 +62,7 @@ nlohmann::json SummaryJson(const RunSummary& s) {
                  {"db_bytes", s.buffer.db_bytes}};
   for (const auto& h : s.sources)
     j["sources"].push_back({{"name", h.name}, {"type", h.type}, {"state", h.state}, {"readings", h.readings},
-                            {"errors", h.errors}});
+                            {"errors", h.errors}, {"last_error", h.last_error}, {"counters", h.counters}});
   return j;
 }
 

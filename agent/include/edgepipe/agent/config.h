@@ -15,6 +15,7 @@
 #include "edgepipe/core/log.h"
 #include "edgepipe/core/pipeline.h"
 #include "edgepipe/core/status.h"
+#include "edgepipe/firmware_bridge/serial_source.h"
 #include "edgepipe/firmware_bridge/simulator.h"
 #include "edgepipe/firmware_bridge/mqtt.h"   // issue 6
 #include "edgepipe/firmware_bridge/sysfs.h"  // issue 6
@@ -76,6 +77,7 @@ struct SourceConfig {
   fb::MqttSourceOptions mqtt;   // type "mqtt" (password loaded from mqtt_password at start)
   SecretRef mqtt_password;
   fb::SysfsOptions sysfs;       // type "sysfs"
+  fb::SerialOptions serial;     // type "serial" (issue 5)
 };
 
 // [republish]: validated readings published as SenML to a local broker (off by default).

@@ -3,6 +3,7 @@
 #pragma once
 
 #include <cstdint>
+#include <map>
 #include <string>
 
 #include "edgepipe/core/status.h"
@@ -16,6 +17,7 @@ struct SourceHealth {
   uint64_t readings = 0;         // readings handed to the sink
   uint64_t errors = 0;           // malformed input, I/O errors, ...
   std::string last_error;
+  std::map<std::string, uint64_t> counters;  // type-specific counters (serial: docs/operations.md)
 };
 
 class Source {
