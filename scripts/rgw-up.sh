@@ -8,6 +8,7 @@
 # Parallel clusters need distinct DIRs and ports (tests pass free ports). Needs the packages
 # ceph-mon ceph-osd radosgw (scripts/deps.sh ceph). Recipe: ../shared/notes/setup-verified.md §3b.
 set -euo pipefail
+trap 'echo "rgw-up: failed (exit $?) at line $LINENO: $BASH_COMMAND; logs in ${D:-?}/log" >&2' ERR
 D=$(realpath -m "${1:?usage: rgw-up.sh DIR [PORT [MONPORT]]}")
 PORT=${2:-17480}
 MONPORT=${3:-${MONPORT:-16789}}
@@ -63,10 +64,19 @@ C=(-c "$D/ceph.conf")
 monmaptool --create --add a "v1:127.0.0.1:$MONPORT" --fsid "$FSID" "$D/monmap" >/dev/null
 ceph-mon "${C[@]}" --mkfs -i a --monmap "$D/monmap"
 ceph-mon "${C[@]}" -i a
-OSD=$(timeout 60 ceph "${C[@]}" osd create)
+# Register the OSD with its uuid and give the same uuid to --mkfs: without it the OSD sometimes
+# boots before the monitor recorded a uuid and is refused ("wrong fsid").
+OSD_UUID=$(cat /proc/sys/kernel/random/uuid)
+OSD=$(timeout 60 ceph "${C[@]}" osd create "$OSD_UUID")
 mkdir -p "$D/osd/ceph-$OSD"
-ceph-osd "${C[@]}" -i "$OSD" --mkfs 2>/dev/null
-ceph-osd "${C[@]}" -i "$OSD" 2>/dev/null
+ceph-osd "${C[@]}" -i "$OSD" --mkfs --osd-uuid "$OSD_UUID" >"$D/log/osd-mkfs.out" 2>&1 || { cat "$D/log/osd-mkfs.out" >&2; false; }
+# Ceph 16's OSD sometimes asks the monitor before it learned the cluster fsid and gives up at
+# once ("handle_command on fsid 00000000-... != ..." in the mon log): start it again.
+for try in 1 2 3 4 5; do
+  if ceph-osd "${C[@]}" -i "$OSD" >"$D/log/osd-start.out" 2>&1; then break; fi
+  [ "$try" = 5 ] && { cat "$D/log/osd-start.out" >&2; false; }
+  sleep 0.5
+done
 radosgw "${C[@]}" -n client.rgw.a
 up=0
 for _ in $(seq 1 240); do

@@ -88,7 +88,7 @@ Status Agent::Start() {
   if (recent.ok()) ingest_->Seed(*recent);
   else EP_LOG_WARN(kLog, "could not read recent readings for duplicate detection: %s", recent.status().ToString().c_str());
 
-  Result<std::unique_ptr<uploader::Sink>> sink = MakeSink(config_.upload);
+  Result<std::unique_ptr<uploader::Sink>> sink = MakeSink(config_.upload, clock_, config_.device.id);
   if (!sink.ok()) return sink.status();
   sink_ = std::move(*sink);
   uploader::ObjectOptions oopt;
@@ -98,12 +98,7 @@ Status Agent::Start() {
   oopt.key_template = config_.upload.key_template;
   oopt.context.device = config_.device.id;
   oopt.context.labels = config_.device.labels;
-  uploader::UploaderOptions uopt;
-  uopt.policy = config_.batch;
-  uopt.poll_interval_us = config_.upload.poll_interval_us;
-  uopt.retry_base_us = config_.upload.retry_base_us;
-  uopt.retry_cap_us = config_.upload.retry_cap_us;
-  uopt.config_retry_us = config_.upload.config_retry_us;
+  uploader::UploaderOptions uopt = MakeUploaderOptions(config_);
   uploader_ = std::make_unique<uploader::Uploader>(*store_, uploader::ObjectBuilder(oopt), *sink_, clock_, uopt);
   upload_thread_ = std::thread([this] { uploader_->Run(); });
 

@@ -4,6 +4,7 @@
 
 #include "config_schema.h"
 #include "edgepipe/uploader/object.h"
+#include "edgepipe/uploader/schedule.h"
 
 namespace edgepipe::agent::cfg {
 namespace {
@@ -162,9 +163,96 @@ const Section<UploadConfig>& UploadSection() {
     sec.fields.push_back(DurationField<U>("retry_cap", &U::retry_cap_us, kSec, kDay, "Longest retry delay."));
     sec.fields.push_back(DurationField<U>("config_retry", &U::config_retry_us, kSec, kDay,
         "Retry interval while the destination rejects us for a configuration reason (credentials, bucket, permissions)."));
+    // Delivery settings (every destination).
+    sec.fields.push_back(IntField<U, int>("concurrency", &U::concurrency, 1, 32,
+        "Uploads in flight at once. A backlog drains oldest first at up to this many objects in parallel."));
+    sec.fields.push_back(SizeField<U>("bandwidth_limit", &U::bandwidth_limit, 0, 10ull << 30,
+        "Average upload rate cap in bytes per second over all uploads (e.g. `\"64kB\"`), with a 1 s burst; `0` = unlimited."));
+    sec.fields.push_back(CustomField<U>("windows", "array of strings", "[] (always)",
+        "Upload windows for metered links, e.g. `[\"01:00-05:00\", \"22:00-23:30\"]` (start included, end excluded; "
+        "a window may cross midnight). Outside them nothing is sent and data stays in the buffer.",
+        [](U& u, const toml::node& n, Reporter& r, const std::string& p) {
+          auto v = ReadStringArray(n, r, p);
+          if (!v) return;
+          const auto* a = n.as_array();
+          bool ok = true;
+          for (size_t i = 0; i < v->size(); ++i) {
+            std::string err = uploader::UploadWindows::Validate((*v)[i]);
+            if (!err.empty()) {
+              r.Add(a->get(i)->source(), p + "[" + std::to_string(i) + "]: " + err);
+              ok = false;
+            }
+          }
+          if (ok) u.windows = *v;
+        }));
+    sec.fields.push_back(EnumField<U, bool>("windows_timezone", &U::windows_local_time, {{"utc", false}, {"local", true}},
+        "Whether `windows` are UTC or the system's local time (TZ, /etc/localtime; daylight saving applies)."));
+    sec.fields.push_back(IntField<U, int>("retry_budget", &U::retry_budget, 1, 1000,
+        "How often the destination may refuse one object for a reason of its own (e.g. 400 EntityTooLarge) before "
+        "that batch is set aside locally so it cannot block the queue. Network errors, 5xx and credential/bucket "
+        "problems never count."));
+    Field<U> set_aside = StringField<U>("set_aside_dir", &U::set_aside_dir,
+        "Where set-aside objects are kept (with a `.reason.json` beside each); relative to the config file.");
+    set_aside.doc.default_text = "(buffer directory)/set-aside";
+    sec.fields.push_back(set_aside);
+    sec.fields.push_back(BoolField<U>("probe", &U::probe,
+        "At start-up, PUT, HEAD and DELETE a small probe object and log what works and the clock skew to the server."));
+    // S3 settings.
+    sec.fields.push_back(StringField<U>("endpoint", &U::endpoint,
+        "s3:// only. `https://host[:port]` or `http://host[:port]` of an S3-compatible server (MinIO, Ceph RGW, "
+        "Garage, SeaweedFS); empty = AWS (`https://s3.<region>.amazonaws.com`).",
+        false, [](const std::string& e) { return uploader::ValidateEndpoint(e); }));
+    sec.fields.push_back(StringField<U>("region", &U::region,
+        "s3:// only. Signing region (SigV4 credential scope). Most non-AWS servers accept `us-east-1`.", false,
+        [](const std::string& reg) {
+          static const std::regex re("[a-z0-9][a-z0-9-]{0,62}");
+          return std::regex_match(reg, re) ? std::string() : "region " + Quote(reg) + " must be lower-case letters, digits and '-' (e.g. eu-west-1)";
+        }));
+    sec.fields.push_back(EnumField<U, uploader::Addressing>("addressing", &U::addressing,
+        {{"auto", uploader::Addressing::kAuto}, {"path", uploader::Addressing::kPath}, {"virtual", uploader::Addressing::kVirtual}},
+        "s3:// only. `path`: `endpoint/bucket/key`; `virtual`: `bucket.endpoint/key`; `auto`: virtual-hosted for "
+        "`*.amazonaws.com` when the bucket name has no `.`, path-style otherwise."));
+    sec.fields.push_back(EnumField<U, uploader::ChecksumMode>("checksum", &U::checksum,
+        {{"content-md5", uploader::ChecksumMode::kContentMd5}, {"sha256", uploader::ChecksumMode::kSha256},
+         {"none", uploader::ChecksumMode::kNone}},
+        "s3:// only. Body checksum besides the always-signed payload SHA-256: `content-md5` (checked by every S3 "
+        "server), `sha256` (`x-amz-checksum-sha256`, AWS flexible checksums) or `none`. Uploads are never aws-chunked."));
+    sec.fields.push_back(StringField<U>("credentials_file", &U::credentials_file,
+        "s3:// only. AWS-style credentials file (INI: `aws_access_key_id`, `aws_secret_access_key`, "
+        "`aws_session_token`). When set it must exist; otherwise the chain continues with `$CREDENTIALS_DIRECTORY`, "
+        "the AWS environment variables and `~/.aws/credentials` (docs/s3.md)."));
+    sec.fields.push_back(StringField<U>("credential_name", &U::credential_name,
+        "s3:// only. Name of the systemd credential (`LoadCredential=NAME:/path`) read from `$CREDENTIALS_DIRECTORY`, "
+        "same format as `credentials_file`."));
+    sec.fields.push_back(StringField<U>("profile", &U::profile,
+        "s3:// only. Profile in the credentials files; empty = `$AWS_PROFILE`, else `default`."));
+    sec.fields.push_back(BoolField<U>("tls_verify", &U::tls_verify,
+        "s3:// only. Verify the server's TLS certificate and host name. `false` is logged loudly at start-up: "
+        "anyone on the path could read and change uploads."));
+    sec.fields.push_back(StringField<U>("ca_file", &U::ca_file,
+        "s3:// only. PEM file of the CA(s) to trust instead of the system store (private CAs); relative to the config file."));
+    sec.fields.push_back(DurationField<U>("connect_timeout", &U::connect_timeout_us, 100 * kMs, 10 * kMin,
+        "s3:// only. TCP + TLS connection set-up limit."));
+    sec.fields.push_back(DurationField<U>("request_timeout", &U::request_timeout_us, kSec, kDay,
+        "s3:// only. Limit for one whole request (upload of one object)."));
+    sec.fields.push_back(DurationField<U>("stall_timeout", &U::stall_timeout_us, kSec, kHour,
+        "s3:// only. Abort a request that moved less than 1 byte/s for this long (a dead link); it is retried."));
     sec.check = [](U& u, const toml::table& t, Reporter& r, const std::string& p) {
       if (u.retry_cap_us < u.retry_base_us && t.contains("retry_cap"))
         r.Add(t["retry_cap"].node()->source(), p + ".retry_cap: must not be shorter than retry_base");
+      // Keys that only mean something for s3:// destinations.
+      if (u.url.rfind("file://", 0) == 0) {
+        for (const char* k : {"endpoint", "region", "addressing", "checksum", "credentials_file", "credential_name",
+                              "profile", "tls_verify", "ca_file", "connect_timeout", "request_timeout", "stall_timeout"})
+          if (t.contains(k))
+            r.Add(t[k].node()->source(), p + "." + k + ": only applies to s3:// destinations, but upload.url is " + u.url);
+      }
+      // Relative paths are relative to the directory of the configuration file.
+      const std::string& file = r.file();
+      const size_t slash = file.find_last_of('/');
+      const std::string dir = slash == std::string::npos ? "." : file.substr(0, std::max<size_t>(slash, 1));
+      for (std::string* path : {&u.credentials_file, &u.ca_file, &u.set_aside_dir})
+        if (!path->empty() && path->front() != '/' && file != "<embedded>") *path = dir + "/" + *path;
     };
     return sec;
   }();

@@ -50,8 +50,12 @@ class Ingest final : public ReadingSink {
   AcceptedHook accepted_hook_;
 };
 
-// Builds the sink for a destination URL.
-Result<std::unique_ptr<uploader::Sink>> MakeSink(const UploadConfig& config);
+// Builds the sink for a destination URL (s3:// signs with `clock`; `probe_tag`, e.g. the device
+// id, names the start-up probe object).
+Result<std::unique_ptr<uploader::Sink>> MakeSink(const UploadConfig& config, Clock& clock = RealClock::Default(),
+                                                 const std::string& probe_tag = "");
+// The upload loop's options from the configuration ([upload] and [batch]).
+uploader::UploaderOptions MakeUploaderOptions(const Config& config);
 // Builds a source from its configuration.
 Result<std::unique_ptr<Source>> MakeSource(const SourceConfig& config, ReadingSink& sink, Clock& clock);
 

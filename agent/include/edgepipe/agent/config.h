@@ -21,6 +21,7 @@
 #include "edgepipe/firmware_bridge/sysfs.h"  // issue 6
 #include "edgepipe/uploader/encoder.h"
 #include "edgepipe/uploader/object.h"
+#include "edgepipe/uploader/s3_sink.h"
 
 namespace edgepipe::agent {
 
@@ -68,6 +69,27 @@ struct UploadConfig {
   int64_t retry_base_us = 1'000'000;
   int64_t retry_cap_us = 300'000'000;
   int64_t config_retry_us = 60'000'000;
+  // Delivery (every destination).
+  int concurrency = 2;                  // uploads in flight
+  uint64_t bandwidth_limit = 0;         // bytes/s over all uploads, 0 = unlimited
+  std::vector<std::string> windows;     // "HH:MM-HH:MM", empty = always
+  bool windows_local_time = false;      // windows in local time (else UTC)
+  int retry_budget = 5;                 // refusals of one object before it is set aside
+  std::string set_aside_dir;            // "" = <buffer dir>/set-aside
+  bool probe = true;                    // start-up probe of the destination
+  // s3:// only (docs/s3.md).
+  std::string endpoint;                 // "" = https://s3.<region>.amazonaws.com
+  std::string region = "us-east-1";
+  uploader::Addressing addressing = uploader::Addressing::kAuto;
+  uploader::ChecksumMode checksum = uploader::ChecksumMode::kContentMd5;
+  std::string credentials_file;
+  std::string credential_name = "s3";
+  std::string profile;
+  bool tls_verify = true;
+  std::string ca_file;
+  int64_t connect_timeout_us = 10'000'000;
+  int64_t request_timeout_us = 300'000'000;
+  int64_t stall_timeout_us = 30'000'000;
 };
 
 struct SourceConfig {
