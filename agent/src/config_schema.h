@@ -102,7 +102,7 @@ struct Section {
       std::string def = f.doc.required ? "**required**" : f.doc.default_text;
       if (def.empty() && f.show) def = f.show(defaults);
       if (def.empty()) def = "—";
-      else if (!f.doc.required && def.front() != '*' && def.front() != '(') def = "`" + def + "`";
+      else if (!f.doc.required && def.front() != '*' && def.front() != '(' && def.front() != '`') def = "`" + def + "`";
       std::string d = f.doc.doc;
       for (auto& ch : d)
         if (ch == '\n') ch = ' ';
