@@ -367,7 +367,7 @@ void FaultProxy::Serve(int fd) {
     if (name == "connection" || name == "keep-alive") continue;
     forward.push_back(line);
   }
-  Seen seen{method, target, "", 0, 0, false};
+  Seen seen{method, target, "", 0, 0, 0, false};
   Rule rule;
   const bool faulted = TakeRule(method, target, &rule);
   seen.faulted = faulted;
@@ -450,7 +450,14 @@ void FaultProxy::Serve(int fd) {
     resp.append(buf, static_cast<size_t>(n));
   }
   ::close(up);
-  if (resp.size() > 12) seen.answered = std::atoi(resp.c_str() + 9);
+  if (resp.size() > 12) seen.upstream = std::atoi(resp.c_str() + 9);
+  if (faulted && rule.fault == Fault::kStallReply) {
+    record();
+    WaitStall(rule.stall_ms);
+    ::close(fd);
+    return;
+  }
+  seen.answered = seen.upstream;
   SendAll(fd, resp);
   ::close(fd);
   record();

@@ -66,6 +66,7 @@ class FaultProxy {
     kStall,   // read the request, never answer, close after stall_ms (or at Release/Stop)
     kReset,   // read the headers and part of the body, then reset the connection
     kDelay,   // wait stall_ms, then forward
+    kStallReply,  // forward (the server stores the object), but hold the reply back like kStall
   };
   struct Rule {
     Fault fault = Fault::kStatus;
@@ -97,6 +98,7 @@ class FaultProxy {
     std::string method, target, body_sha256;
     size_t body_bytes = 0;
     int answered = 0;           // status sent to the client (0 = none: stalled/reset/cut)
+    int upstream = 0;           // status the server gave (0 = not forwarded)
     bool faulted = false;
   };
 
