@@ -100,16 +100,20 @@ struct RepublishOptions {
   std::string topic_prefix;          // readings go to <topic_prefix><sensor>, e.g. "edgepipe/gw-1/clean/"
   int qos = 0;
   size_t max_queue = 100'000;        // readings waiting to be published; beyond it they are dropped (counted)
+  int64_t linger_us = 5'000;         // gather readings this long before publishing a round of packs
 };
 
 struct RepublishStats {
   uint64_t published = 0;  // readings published
+  uint64_t messages = 0;   // MQTT messages sent (readings of one sensor queued together share one)
   uint64_t dropped = 0;    // dropped: queue full or broker unreachable
   uint64_t errors = 0;
 };
 
 // Publishes validated readings as SenML on a local topic for on-device consumers. Best effort by
-// design: it never slows the pipeline (Offer only queues) and never blocks on the broker.
+// design: it never slows the pipeline (Offer only queues) and never blocks on the broker. A
+// sender thread takes whatever is queued and publishes one SenML pack per sensor (one record per
+// reading, arrival order): one reading per message when idle, fewer, larger messages under load.
 class Republisher {
  public:
   Republisher(RepublishOptions options, Clock& clock);
@@ -130,6 +134,8 @@ class Republisher {
 // The SenML pack the republisher sends for one reading, e.g.
 // [{"n":"boiler/t-17","t":1700000000.123,"v":21.37,"u":"Cel"}]. Exposed for tests.
 std::string SenmlForReading(const Reading& r);
+// A pack of several readings (records in the given order), e.g. [{"n":..,"t":..,"v":..},{...}].
+std::string SenmlPackForReadings(std::span<const Reading* const> readings);
 // "<prefix><sensor>" with MQTT wildcards ('+', '#') in the sensor id replaced by '_'.
 std::string RepublishTopic(const std::string& prefix, const std::string& sensor);
 

@@ -1,0 +1,143 @@
+#!/usr/bin/env bash
+# MQTT input benchmark (docs/benchmarks.md, section "MQTT input").
+#   usage: bench/mqtt/run.sh [BUILD_DIR]      (default: build; needs mosquitto, taskset)
+# For each scenario the broker is first loaded with the messages while the consumer is offline
+# (persistent session, max_queued_messages 0), then the consumer is started pinned to one core
+# (taskset -c 0; the broker runs on the other) and drains the queue. Measured: messages/s and
+# readings/s of the drain, and the consumer's CPU time per message / per reading. The floor is a
+# bare Paho C++ subscriber that only counts, measured in the same run on the same queue shape.
+# The agent path is the whole `edgepipe` binary: MQTT in, validation, buffer, upload (file://).
+set -euo pipefail
+B=$(realpath "${1:-build}")
+EP=$B/bin/edgepipe
+MB=$B/bench/mqtt_bench
+N_FLOOR=${N_FLOOR:-200000}      # messages for the floor and QoS 0 runs
+N_QOS1=${N_QOS1:-20000}         # messages for agent QoS 1 runs (one commit per message)
+N_PACKS=${N_PACKS:-4000}        # SenML packs of 50 readings
+T=$(mktemp -d)
+PORT=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+URL=tcp://127.0.0.1:$PORT
+BROKER_PID=
+cleanup() { [ -n "$BROKER_PID" ] && kill "$BROKER_PID" 2>/dev/null; rm -rf "$T"; }
+trap cleanup EXIT
+mkdir -p "$T/data"
+{ [ "$(id -u)" = 0 ] && echo "user root"; cat <<CONF
+persistence false
+max_queued_messages 0
+queue_qos0_messages true
+max_inflight_messages 20
+log_dest none
+listener $PORT 127.0.0.1
+allow_anonymous true
+CONF
+} > "$T/mosquitto.conf"
+taskset -c 1 mosquitto -c "$T/mosquitto.conf" & BROKER_PID=$!
+for i in $(seq 50); do "$MB" session "$URL" probe probe 0 2>/dev/null && break; sleep 0.1; done
+
+cpu_of() { awk '{print ($14+$15)/'"$(getconf CLK_TCK)"'}' "/proc/$1/stat"; }
+
+floor() {  # qos kind count
+  "$MB" session "$URL" floor-$1-$2 "f$1$2/#" "$1"
+  "$MB" publish "$URL" "f$1$2/gw" 1 "$3" "$2"
+  taskset -c 0 "$MB" floor "$URL" floor-$1-$2 "f$1$2/#" "$1" "$3"
+}
+
+agent() {  # name qos sync format count readings_per_msg [extra toml]
+  local name=$1 qos=$2 sync=$3 fmt=$4 n=$5 per=$6 extra=${7:-}
+  local d=$T/$name; mkdir -p "$d"
+  cat > "$d/e.toml" <<TOML
+[device]
+id = "bench"
+[agent]
+status_interval = "1h"
+[buffer]
+path = "$d/buffer.db"
+sync = "$sync"
+commit_interval = "100ms"
+commit_readings = 5000
+max_size = "4GiB"
+[batch]
+max_readings = 100000
+max_age = "1s"
+[upload]
+url = "file://$d/outbox"
+poll_interval = "200ms"
+[[source]]
+type = "mqtt"
+name = "mq"
+url = "$URL"
+client_id = "bench-$name"
+topics = ["$name/#"]
+qos = $qos
+format = "$fmt"
+status_topic = ""
+$extra
+TOML
+  # Create the session, load the queue while the agent is away, then let it drain.
+  "$EP" run --config "$d/e.toml" --duration 1s >/dev/null 2>&1
+  rm -rf "$d/buffer.db"* "$d/outbox"
+  local kind=json; [ "$fmt" = senml ] && kind=senml50
+  "$MB" publish "$URL" "$name/gw" 1 "$n" "$kind"
+  local total=$((n * per)) start end pid acked=0
+  start=$(date +%s.%N)
+  taskset -c 0 "$EP" run --config "$d/e.toml" > "$d/log" 2>&1 & pid=$!
+  while :; do
+    acked=$("$EP" status --config "$d/e.toml" --json 2>/dev/null | python3 -c 'import json,sys; print(json.load(sys.stdin)["readings_acked"])' 2>/dev/null || echo 0)
+    [ "$acked" -ge "$total" ] && break
+    sleep 0.05
+  done
+  end=$(date +%s.%N)
+  local cpu; cpu=$(cpu_of $pid)
+  kill -TERM $pid; wait $pid || true
+  python3 - "$name" "$n" "$total" "$start" "$end" "$cpu" <<'PY'
+import sys
+name, n, total, s, e, cpu = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), float(sys.argv[4]), float(sys.argv[5]), float(sys.argv[6])
+wall = e - s
+print(f"{name}: messages={n} readings={total} wall_s={wall:.2f} cpu_s={cpu:.2f} msgs_per_s={n/wall:.0f} "
+      f"readings_per_s={total/wall:.0f} us_per_msg={cpu/n*1e6:.2f} us_per_reading={cpu/total*1e6:.3f} "
+      f"cpu_s_per_million_readings={cpu/total*1e6:.1f}")
+PY
+}
+
+echo "== floor: bare Paho C++ subscriber that counts (pinned to one core) =="
+echo -n "floor qos1 json: "; floor 1 json "$N_FLOOR"
+echo -n "floor qos0 json: "; floor 0 json "$N_FLOOR"
+echo -n "floor qos1 senml50: "; floor 1 senml50 "$N_PACKS"
+echo "== agent: edgepipe run (MQTT -> validation -> buffer -> file:// upload), pinned to one core =="
+agent q0json 0 normal json "$N_FLOOR" 1
+agent q1json-normal 1 normal json "$N_QOS1" 1
+agent q1json-full 1 full json "$((N_QOS1 / 4))" 1
+agent q1senml-normal 1 normal senml "$N_PACKS" 50
+agent q0senml 0 normal senml "$N_PACKS" 50
+echo "== republish latency (QoS 0 input at 10k readings/s, agent republishes SenML) =="
+d=$T/lat; mkdir -p "$d"
+cat > "$d/e.toml" <<TOML
+[device]
+id = "bench"
+[agent]
+status_interval = "1h"
+[buffer]
+path = "$d/buffer.db"
+sync = "normal"
+commit_interval = "100ms"
+commit_readings = 5000
+[batch]
+max_age = "1s"
+[upload]
+url = "file://$d/outbox"
+[[source]]
+type = "mqtt"
+url = "$URL"
+client_id = "bench-lat"
+topics = ["lat/#"]
+qos = 0
+format = "json"
+status_topic = ""
+[republish]
+enabled = true
+url = "$URL"
+TOML
+taskset -c 0 "$EP" run --config "$d/e.toml" > "$d/log" 2>&1 & LPID=$!
+sleep 1
+"$MB" latency "$URL" "${RATE:-10000}" "${SECONDS_LAT:-10}" "edgepipe/bench/clean/"
+kill -TERM $LPID; wait $LPID || true
