@@ -53,7 +53,9 @@ Status MqttSource::Impl::OnConnected(mqtt::async_client& cli, bool session_prese
   for (const std::string& t : opt.topics) {
     try {
       mqtt::token_ptr tok = cli.subscribe(t, opt.qos);
-      if (!session->WaitToken(tok, 10'000)) return UnavailableError("subscribe to " + t + " did not complete (connection lost or timed out)");
+      // No short timeout: with a resumed session the broker first delivers the backlog, and the
+      // SUBACK waits behind it on the same connection. Only a lost link ends the wait.
+      if (!session->WaitToken(tok, 3'600'000)) return UnavailableError("subscribe to " + t + " did not complete (connection lost or timed out)");
       // MQTT 3.1.1 reports a refused filter as return code 0x80 in the SUBACK.
       const mqtt::subscribe_response resp = tok->get_subscribe_response();
       const std::vector<mqtt::ReasonCode> codes = resp.get_reason_codes();
