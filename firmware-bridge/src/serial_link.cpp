@@ -410,7 +410,7 @@ void LinkSession::OnReadings(const proto::Readings& m, const proto::FrameView& f
   }
   if (static_cast<uint64_t>(first) + skip > b.next) {
     Count("frames_out_of_order");
-    RequestResend();
+    RequestResend(static_cast<uint64_t>(first));
     return;
   }
   std::vector<Reading> out;
@@ -502,9 +502,18 @@ void LinkSession::RequestHello(bool force) {
   SendTime(true);
 }
 
-void LinkSession::RequestResend() {
+void LinkSession::RequestResend(uint64_t frame_first) {
+  // One request per hole, repeated when the MCU visibly went back (a frame starting at or
+  // before the last out-of-order one: it resent, and the frame with E was lost again) or after
+  // resend_retry. Frames already in flight when the MCU got the request do not trigger more.
   const int64_t now = clock_.MonotonicNowUs();
-  if (boot_->next == last_resend_next_ && now - last_resend_ < opt_.resend_retry_us) return;
+  const bool went_back = frame_first <= last_out_of_order_first_;
+  last_out_of_order_first_ = frame_first;
+  const int64_t retry = opt_.resend_retry_us > 0
+                            ? opt_.resend_retry_us
+                            : std::max<int64_t>(50'000, 4 * int64_t(proto::kMaxWireFrame) * 10 * 1'000'000 /
+                                                            std::max<int64_t>(opt_.baud, 1));
+  if (boot_->next == last_resend_next_ && !went_back && now - last_resend_ < retry) return;
   last_resend_ = now;
   last_resend_next_ = boot_->next;
   uint32_t acked = 0;

@@ -66,6 +66,7 @@ struct SerialSource::Impl {
     LinkOptions l;
     l.source = o.name;
     l.device = o.device;
+    l.baud = o.baud;
     l.sensor_prefix = o.sensor_prefix;
     l.time_sync_interval_us = o.time_sync_interval_us;
     l.hello_retry_us = o.hello_retry_us;

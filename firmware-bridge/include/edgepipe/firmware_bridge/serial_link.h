@@ -44,7 +44,9 @@ struct LinkOptions {
   std::string device;                   // for messages only
   int64_t time_sync_interval_us = 60'000'000;  // TIME every so often
   int64_t hello_retry_us = 2'000'000;   // re-ask for HELLO at most this often while it is missing
-  int64_t resend_retry_us = 500'000;    // re-ask for the same resend at most this often
+  uint32_t baud = 115200;               // line speed, for timing (a pty ignores it)
+  int64_t resend_retry_us = 0;          // re-ask for the same resend at most this often;
+                                        // 0 = four maximum-size frame times, at least 50 ms
   int64_t idle_timeout_us = 60'000'000; // no valid frame for this long: warn, ask for HELLO
   bool quarantine_corrupt_frames = false;  // keep the raw bytes of CRC/COBS failures too
   uint64_t quarantine_max_per_minute = 60; // cap on quarantined frames (a noisy line must not flood it)
@@ -123,7 +125,7 @@ class LinkSession final : private proto::Reporter {
   Status Store(std::vector<Reading>& readings, uint64_t last_seq);
   Result<std::optional<std::pair<uint64_t, uint64_t>>> LoadBoot(uint32_t boot_id);  // (last seq, uptime)
   void RequestHello(bool force);
-  void RequestResend();
+  void RequestResend(uint64_t frame_first);
   void SendTime(bool hello_request);
   void SendAck(uint32_t boot, uint32_t acked, uint32_t next, uint8_t flags);
   void QueueAck(uint64_t ticket);
@@ -144,6 +146,7 @@ class LinkSession final : private proto::Reporter {
   int64_t last_hello_req_ = INT64_MIN / 2;
   int64_t last_resend_ = INT64_MIN / 2;
   uint64_t last_resend_next_ = 0;
+  uint64_t last_out_of_order_first_ = 0;
   uint64_t last_ticket_ = 0;
   bool idle_warned_ = false;
   std::map<std::string, uint64_t> persisted_;  // counters as last persisted
