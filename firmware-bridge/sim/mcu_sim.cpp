@@ -197,7 +197,7 @@ class Sim {
   int Run() {
     if (!OpenLink()) return 1;
     Boot();
-    int64_t next_reading_us = NowUs();
+    next_reading_us_ = NowUs();
     int64_t next_stall = opt_.stall_every_s > 0 ? NowUs() + int64_t(opt_.stall_every_s * 1e6) : INT64_MAX;
     int64_t next_unplug = opt_.unplug_every_s > 0 ? NowUs() + int64_t(opt_.unplug_every_s * 1e6) : INT64_MAX;
     int64_t stall_until = 0;
@@ -225,17 +225,19 @@ class Sim {
       }
       CheckQuiesced();
       // Generate.
+      if (draining_) next_reading_us_ = now_us;  // a draining MCU does not sample
       if (!draining_ && (opt_.count == 0 || stats_.generated < opt_.count)) {
         if (opt_.rate > 0) {
           const int64_t period = int64_t(1e6 / opt_.rate);
           int burst = 0;
-          while (next_reading_us <= now_us && burst++ < 1000 && (opt_.count == 0 || stats_.generated < opt_.count)) {
-            Generate();
-            next_reading_us += period;
+          while (next_reading_us_ <= now_us && burst++ < 1000 && (opt_.count == 0 || stats_.generated < opt_.count)) {
+            if (!Generate(next_reading_us_)) break;  // stamped when it was due, not when the loop got to it
+            next_reading_us_ += period;
           }
-          if (next_reading_us < now_us - 1'000'000) next_reading_us = now_us;  // do not catch up a long pause
+          if (next_reading_us_ < now_us - 1'000'000) next_reading_us_ = now_us;  // do not catch up a long pause
         } else {
-          while (epfw_pending(&fw_) < uint32_t(opt_.ring) / 2 && (opt_.count == 0 || stats_.generated < opt_.count)) Generate();
+          while (epfw_pending(&fw_) < uint32_t(opt_.ring) / 2 && (opt_.count == 0 || stats_.generated < opt_.count))
+            if (!Generate(now_us)) break;
         }
       }
       // Reboots.
@@ -333,7 +335,7 @@ class Sim {
       if (opt_.rate > 0 && (opt_.count == 0 || stats_.generated < opt_.count)) {
         static double carry = 0;
         carry += opt_.rate * 0.01;
-        while (carry >= 1) Generate(), carry -= 1;
+        while (carry >= 1 && Generate(NowUs())) carry -= 1;
       }
     }
     if (!OpenLink()) exit(1);
@@ -359,7 +361,9 @@ class Sim {
     start_us_ = NowUs() - 5'000;
     epfw_init(&fw_, &cfg_, Ms());
     stats_.boots++;
+    next_reading_us_ = std::max(next_reading_us_, NowUs());  // nothing is due from before the boot
     readings_this_boot_ = 0;
+    last_t_.assign(table_.size(), 0);
     pause_seq_ = 0;
     if (faults_paused_ && pause_pending_) pause_seq_ = fw_.next_seq;
     char buf[64];
@@ -373,8 +377,17 @@ class Sim {
     Boot();
   }
 
-  void Generate() {
+  // One reading of the next sensor in turn, taken at `at_us` (monotonic). Timestamps have
+  // millisecond resolution, so a sensor never gets two readings in the same millisecond (the
+  // agent would take the second for a conflicting duplicate).
+  // Returns false (generating nothing) when that sensor already has a reading this millisecond.
+  bool Generate(int64_t at_us) {
     const uint8_t s = uint8_t(stats_.generated % table_.size());
+    const uint32_t now = Ms();
+    uint32_t t_ms = uint32_t((std::max(at_us, start_us_) - start_us_) / 1000) + ms_offset_;
+    if (last_t_[s] != 0 && int32_t(t_ms - last_t_[s]) <= 0) t_ms = last_t_[s] + 1;
+    if (int32_t(t_ms - now) > 0) return false;
+    last_t_[s] = t_ms;
     const SensorSpec& spec = opt_.sensors[s];
     uint32_t raw;
     if (opt_.counter_values) {
@@ -391,9 +404,10 @@ class Sim {
         raw = uint32_t(int32_t(std::lround(v * spec.den / spec.num)));
       }
     }
-    epfw_add(&fw_, s, raw, Ms());
+    epfw_add_at(&fw_, s, raw, t_ms, now);
     stats_.generated++;
     readings_this_boot_++;
+    return true;
   }
 
   bool Chance(double p) { return p > 0 && uni_(rng_) < p; }
@@ -403,7 +417,7 @@ class Sim {
   void Damage(uint8_t* f, size_t n) {
     stats_.frames++;
     std::vector<uint8_t> out(f, f + n);
-    if (!faults_paused_) {
+    if (!faults_paused_ && stats_.hello_requests > 0) {  // only while an agent listens
       std::uniform_int_distribution<size_t> pos(0, n - 2);
       if (Chance(opt_.garbage)) {
         std::uniform_int_distribution<int> len(1, 300), byte(1, 255);
@@ -512,6 +526,7 @@ class Sim {
   std::uniform_real_distribution<double> uni_{0, 1};
   std::vector<epfw_sensor_t> table_;
   std::vector<epfw_slot_t> ring_;
+  std::vector<uint32_t> last_t_;  // per sensor: time of its last reading (ms)
   epfw_config_t cfg_{};
   epfw_retained_t retained_{};  // survives Reboot(), like .noinit RAM
   epfw_t fw_{};
@@ -523,6 +538,7 @@ class Sim {
   int64_t run_start_us_ = 0;
   uint32_t ms_offset_ = 0;
   uint64_t readings_this_boot_ = 0;
+  int64_t next_reading_us_ = 0;
   bool draining_ = false;
   int64_t drain_deadline_us_ = 0;
   bool faults_paused_ = false, pause_pending_ = false;

@@ -356,7 +356,7 @@ bool LinkSession::TableComplete(const proto::Readings& m) const {
 int64_t LinkSession::ReadingTime(const proto::Readings& m, const proto::WireReading& w) const {
   const int64_t t_ms = static_cast<int64_t>(m.frame_time_ms) - static_cast<int64_t>(w.age_ms);
   if (m.flags & proto::kReadingsWall) return t_ms * 1000;
-  const int64_t host = boot_->clock.ToHostUs(static_cast<uint64_t>(std::max<int64_t>(t_ms, 0)));
+  const int64_t host = boot_->clock.ToHostUs(static_cast<uint64_t>(std::max<int64_t>(t_ms, 0)));  // < 0: quarantined
   return host + (clock_.SystemNowUs() - clock_.MonotonicNowUs());
 }
 
@@ -418,18 +418,22 @@ void LinkSession::OnReadings(const proto::Readings& m, const proto::FrameView& f
   for (uint64_t i = skip; i < n; ++i) {
     const proto::WireReading& w = m.readings[i];
     const int64_t ts = ReadingTime(m, w);
-    if (w.sensor >= b.sensor_count) {
+    std::string bad;
+    if (w.sensor >= b.sensor_count)
+      bad = StrFormat("names sensor %u, the MCU announced %u sensors", w.sensor, b.sensor_count);
+    else if (!(m.flags & proto::kReadingsWall) && w.age_ms > m.frame_time_ms)
+      bad = StrFormat("is %u ms old in a frame sent %" PRIu64 " ms after the MCU booted", w.age_ms, m.frame_time_ms);
+    if (!bad.empty()) {
       QuarantineRecord q;
       q.ts_us = clock_.SystemNowUs();
       q.reading_ts_us = ts;
       q.source = opt_.source;
-      q.sensor = StrFormat("#%u", w.sensor);
+      q.sensor = w.sensor < b.sensor_count ? b.sensors[w.sensor].name : StrFormat("#%u", w.sensor);
       q.rule = "serial_protocol";
-      q.reason = StrFormat("reading seq %" PRIu64 " names sensor %u, the MCU announced %u sensors",
-                           static_cast<uint64_t>(first) + i, w.sensor, b.sensor_count);
+      q.reason = StrFormat("reading seq %" PRIu64 " %s", static_cast<uint64_t>(first) + i, bad.c_str());
       q.value = std::to_string(static_cast<int32_t>(w.value));
       q.raw = proto::Hex(f.raw, proto::kMaxRawFrame);
-      Count("readings_unknown_sensor");
+      Count("readings_malformed");
       (void)sink_.Quarantine(q);  // committed (and acknowledged) with the readings below
       continue;
     }

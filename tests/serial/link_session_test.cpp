@@ -463,12 +463,15 @@ TEST(LinkSession, MalformedFramesAreQuarantinedWithTheirBytes) {
   r.boot_id = rig.cfg.boot_id;
   r.frame_time_ms = rig.mcu_ms;
   r.tail_seq = r.first_seq = 1;
-  r.readings = {{7, 0, 5}};  // sensor 7 of 3: kept in quarantine, consumed
+  // Sensor 7 of 3, and a reading older than the MCU's boot: kept in quarantine, consumed.
+  r.readings = {{7, 0, 5}, {0, uint32_t(rig.mcu_ms + 10), 6}};
   rig.session->OnBytes(EncodeFrame(0x03, 0, EncodeReadings(r)), rig.clock.MonotonicNowUs());
   rig.sink.CommitAll();
   LONGS_EQUAL(4, rig.Counter("frames_malformed"));
-  LONGS_EQUAL(1, rig.Counter("readings_unknown_sensor"));
-  LONGS_EQUAL(5, rig.sink.quarantined.size());
+  LONGS_EQUAL(2, rig.Counter("readings_malformed"));
+  LONGS_EQUAL(6, rig.sink.quarantined.size());
+  STRCMP_EQUAL("lab/temperature", rig.sink.quarantined[5].sensor.c_str());
+  CHECK(rig.sink.quarantined[5].reason.find("after the MCU booted") != std::string::npos);
   for (const auto& q : rig.sink.quarantined) {
     STRCMP_EQUAL("serial_protocol", q.rule.c_str());
     CHECK(!q.raw.empty());
@@ -477,7 +480,7 @@ TEST(LinkSession, MalformedFramesAreQuarantinedWithTheirBytes) {
   CHECK(rig.sink.quarantined[1].reason.find("unknown message type 0x44") != std::string::npos);
   CHECK(rig.sink.quarantined[2].reason.find("looped back") != std::string::npos);
   STRCMP_EQUAL("#7", rig.sink.quarantined[4].sensor.c_str());
-  STRCMP_EQUAL("1 ", rig.sink.states["mcu0/boot/b0070001"].substr(0, 2).c_str());  // seq 1 consumed
+  STRCMP_EQUAL("2 ", rig.sink.states["mcu0/boot/b0070001"].substr(0, 2).c_str());  // seq 1-2 consumed
 }
 
 TEST(LinkSession, CountersArePersistedAndResumed) {
