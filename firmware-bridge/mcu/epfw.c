@@ -69,6 +69,7 @@ static uint64_t uptime(epfw_t *fw, uint32_t now_ms) {
 }
 
 void epfw_set_wall_ms(epfw_t *fw, uint64_t unix_ms, uint32_t now_ms) {
+  if (unix_ms > EPFW_MAX_TIME_MS) return; /* nonsense: the agent would reject frames stamped with it */
   fw->wall_off = unix_ms - uptime(fw, now_ms);
   fw->time_set = 1;
 }

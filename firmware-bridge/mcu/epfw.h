@@ -33,6 +33,7 @@ extern "C" {
 #define EPFW_MAX_NAME 32u        /* sensor name, firmware id and version: at most this many bytes */
 #define EPFW_MAX_UNIT 16u
 #define EPFW_RX_MAX 32u          /* longest encoded frame accepted from the agent (ACK, TIME) */
+#define EPFW_MAX_TIME_MS 10000000000000ull /* times beyond this (year 2286) are refused */
 
 /* Message types (byte 1 of a frame). Bit 7 set: agent -> MCU. */
 #define EPFW_T_HELLO 0x01u
@@ -138,7 +139,8 @@ size_t epfw_poll(epfw_t *fw, uint32_t now_ms, uint8_t *out, size_t cap);
  * unacknowledged reading. */
 void epfw_link_up(epfw_t *fw, uint32_t now_ms);
 
-/* Sets the wall clock (Unix ms) from a local RTC; TIME frames from the agent do the same. */
+/* Sets the wall clock (Unix ms) from a local RTC; TIME frames from the agent do the same.
+ * Values above EPFW_MAX_TIME_MS are ignored. */
 void epfw_set_wall_ms(epfw_t *fw, uint64_t unix_ms, uint32_t now_ms);
 /* Current wall clock (Unix ms); returns 0 when no time was set yet. */
 uint64_t epfw_wall_ms(epfw_t *fw, uint32_t now_ms);

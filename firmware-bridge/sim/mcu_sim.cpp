@@ -264,14 +264,17 @@ class Sim {
       }
       // Transmit.
       const bool stalled = now_us < stall_until;
-      if (tx_.empty() && !stalled) {
-        uint8_t frame[EPFW_MAX_WIRE_FRAME];
-        size_t n = epfw_poll(&fw_, Ms(), frame, sizeof frame);
-        if (n) Damage(frame, n);
-      }
       if (opt_.baud) {
         credit = std::min(credit + double(now_us - last_pace_us) * opt_.baud / 10 / 1e6, 4096.0);
         last_pace_us = now_us;
+      }
+      // Queue frames for what the line can carry before the next turn of the loop (a UART
+      // driver with a TX FIFO/DMA does the same), at least one frame.
+      while (!stalled && (tx_.empty() || (opt_.baud && double(tx_.size()) < credit))) {
+        uint8_t frame[EPFW_MAX_WIRE_FRAME];
+        size_t n = epfw_poll(&fw_, Ms(), frame, sizeof frame);
+        if (!n) break;
+        Damage(frame, n);
       }
       if (!tx_.empty() && !stalled) Flush(opt_.baud ? size_t(credit) : tx_.size(), &credit);
       if (opt_.exit_when_acked && opt_.count && stats_.generated >= opt_.count && epfw_pending(&fw_) == 0 &&

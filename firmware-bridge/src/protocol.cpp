@@ -1,6 +1,7 @@
 #include "edgepipe/firmware_bridge/protocol.h"
 
 #include <algorithm>
+#include <cinttypes>
 #include <cstring>
 
 #include "edgepipe/core/log.h"
@@ -378,6 +379,7 @@ Result<Hello> ParseHello(std::span<const uint8_t> payload) {
   m.fw_version = r.Str("firmware version", 0, kMaxName);
   if (r.status().ok()) {
     if (m.boot_id == 0) r.Fail("boot id 0 (must be non-zero)");
+    if (m.uptime_ms > kMaxTimeMs) r.Fail(StrFormat("uptime_ms %" PRIu64 " beyond %" PRIu64, m.uptime_ms, kMaxTimeMs));
     if (m.sensor_count == 0) r.Fail("sensor count 0");
     if (SeqDiff(m.next_seq, m.tail_seq) < 0) r.Fail(StrFormat("tail_seq %u after next_seq %u", m.tail_seq, m.next_seq));
   }
@@ -414,6 +416,8 @@ Result<Readings> ParseReadings(std::span<const uint8_t> payload) {
   m.tail_seq = r.U32();
   m.first_seq = r.U32();
   const uint8_t n = r.U8();
+  if (r.status().ok() && m.frame_time_ms > kMaxTimeMs)
+    r.Fail(StrFormat("frame_time_ms %" PRIu64 " beyond %" PRIu64, m.frame_time_ms, kMaxTimeMs));
   if (r.status().ok() && (n == 0 || n > kMaxReadingsPerFrame))
     r.Fail(StrFormat("count %u (allowed 1 to %zu)", n, kMaxReadingsPerFrame));
   if (r.status().ok() && payload.size() < r.offset() + n * 9u)

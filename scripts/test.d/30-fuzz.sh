@@ -1,33 +1,45 @@
 #!/usr/bin/env bash
-# libFuzzer targets (clang-14, ASan + UBSan), each run for a bounded time from its seed corpus
-# in tests/fuzz/corpus/<name>/. A crash fails the stage and leaves the reproducer in build-fuzz/.
-#   FUZZ_SECONDS (default 30) per target.
-# To add a target: a fuzz_<name> function below that compiles tests/fuzz/<name>_fuzz.cpp into
-# $OUT/<name>_fuzz, and its name in TARGETS.
+# libFuzzer (clang-14, ASan + UBSan) on every target in tests/fuzz/CMakeLists.txt, for a bounded
+# time each, starting from the committed corpus and seed directories. New interesting inputs go
+# to a scratch corpus (not the repository); a crash fails the stage and leaves its input in
+# build-fuzz/artifacts/ (reproduce: build-fuzz/tests/fuzz/<target> <crash file>).
+#   FUZZ_BUDGET   seconds of fuzzing shared by all targets (default 60; at least 10 each)
+#   FUZZ_SECONDS  seconds per target instead (overrides FUZZ_BUDGET)
+# To add a target: one edgepipe_add_fuzzer(...) line in tests/fuzz/CMakeLists.txt (sources, the
+# libraries it links, extra seed directories); this script runs whatever is registered there.
 set -euo pipefail
 cd "$ROOT"
-OUT=$ROOT/build-fuzz
-SECONDS_PER=${FUZZ_SECONDS:-30}
-mkdir -p "$OUT"
-CXX="clang++-14 -std=c++20 -g -O1 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined"
-INC="-Icore/include -Ifirmware-bridge/include"
-
-# MQTT payload parsers + topic templates (issue 6). simdjson is Debian's (uninstrumented).
-fuzz_payload() {
-  $CXX $INC -DSIMDJSON_THREADS_ENABLED=1 tests/fuzz/payload_fuzz.cpp firmware-bridge/src/payload.cpp \
-    firmware-bridge/src/topic_template.cpp core/src/status.cpp core/src/time_util.cpp \
-    -lsimdjson -o "$OUT/payload_fuzz"
-}
-
-TARGETS=(payload)
-for t in "${TARGETS[@]}"; do
-  echo "fuzz: building $t"
-  "fuzz_$t"
-  work=$OUT/corpus-$t
-  mkdir -p "$work"
-  cp -n tests/fuzz/corpus/"$t"/* "$work"/ 2>/dev/null || true
-  echo "fuzz: running $t for ${SECONDS_PER}s"
-  (cd "$OUT" && "./${t}_fuzz" -max_total_time="$SECONDS_PER" -max_len=4096 -timeout=10 -print_final_stats=1 "$work" 2>&1 | tail -15)
-  # libFuzzer exits non-zero on a crash; `set -o pipefail` makes the stage fail.
-done
-echo "fuzz: all targets ran clean"
+BUDGET=${FUZZ_BUDGET:-60}
+SAN="-fsanitize=fuzzer-no-link,address,undefined -fno-sanitize-recover=undefined -fno-omit-frame-pointer -g"
+CC=clang-14 CXX=clang++-14 cmake -S . -B build-fuzz -DCMAKE_BUILD_TYPE=RelWithDebInfo -DEDGEPIPE_FUZZ=ON \
+  -DEDGEPIPE_BUILD_TESTS=OFF -DEDGEPIPE_WERROR=OFF \
+  -DCMAKE_C_FLAGS="$SAN" -DCMAKE_CXX_FLAGS="$SAN -Wno-unknown-warning-option" >/dev/null
+cmake --build build-fuzz -j2 --target fuzzers
+MANIFEST=build-fuzz/tests/fuzz/targets.txt
+n=$(grep -c . "$MANIFEST" || true)
+[ "$n" -gt 0 ] || { echo "fuzz: no fuzz targets registered" >&2; exit 1; }
+per=$(( BUDGET / n )); [ "$per" -ge 10 ] || per=10
+[ -z "${FUZZ_SECONDS:-}" ] || per=$FUZZ_SECONDS
+mkdir -p build-fuzz/artifacts
+export ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
+failed=()
+while read -r target seeds; do
+  [ -n "$target" ] || continue
+  scratch=build-fuzz/corpus/$target
+  mkdir -p "$scratch"
+  dirs=()
+  for d in $seeds; do [ -d "$d" ] && dirs+=("$d"); done
+  echo "fuzz: $target for ${per}s (seeds: ${dirs[*]:-none})"
+  if ! build-fuzz/tests/fuzz/"$target" -max_total_time="$per" -max_len=4096 -timeout=10 -rss_limit_mb=1024 -print_final_stats=1 \
+        -artifact_prefix=build-fuzz/artifacts/"$target"- "$scratch" "${dirs[@]}" > "build-fuzz/$target.log" 2>&1; then
+    tail -40 "build-fuzz/$target.log"
+    failed+=("$target")
+    continue
+  fi
+  grep -E "stat::number_of_executed_units|cov:" "build-fuzz/$target.log" | tail -2 | sed 's/^/  /'
+done < "$MANIFEST"
+if [ ${#failed[@]} -gt 0 ]; then
+  echo "fuzz: FAILED: ${failed[*]} (inputs in build-fuzz/artifacts/)" >&2
+  exit 1
+fi
+echo "fuzz: $n target(s) ran clean"

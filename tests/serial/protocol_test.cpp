@@ -381,6 +381,14 @@ TEST(Messages, FieldRulesAreEnforced) {
   hello = GoldenHello();
   hello.tail_seq = hello.next_seq + 1;
   CHECK_FALSE(ParseHello(EncodeHello(hello)).ok());
+  hello = GoldenHello();
+  hello.uptime_ms = kMaxTimeMs + 1;  // found by serial_link_fuzz: would overflow the clock mapping
+  CHECK(ParseHello(EncodeHello(hello)).status().message().find("uptime_ms") != std::string::npos);
+  auto far = GoldenReadings();
+  far.frame_time_ms = ~0ull;
+  CHECK(ParseReadings(EncodeReadings(far)).status().message().find("frame_time_ms") != std::string::npos);
+  far.frame_time_ms = kMaxTimeMs;
+  CHECK(ParseReadings(EncodeReadings(far)).ok());
 
   auto s = GoldenSensor(0);
   s.scale_den = 0;

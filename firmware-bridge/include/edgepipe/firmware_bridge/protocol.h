@@ -35,6 +35,9 @@ constexpr size_t kMaxWireFrame = kMaxRawFrame + 2;          // COBS code byte + 
 constexpr size_t kMaxReadingsPerFrame = 24;
 constexpr size_t kMaxName = 32;
 constexpr size_t kMaxUnit = 16;
+// Times in ms (MCU uptime or Unix time) above this are malformed: 10^13 ms is 317 years of
+// uptime or the year 2286, and keeps every later conversion to microseconds far from overflow.
+constexpr uint64_t kMaxTimeMs = 10'000'000'000'000ull;
 
 enum class MsgType : uint8_t {
   kHello = 0x01,     // MCU -> agent
