@@ -224,6 +224,10 @@ std::string Agent::StatusLine() {
       static_cast<unsigned long long>(s.buffer.memory_readings), static_cast<unsigned long long>(s.uploads.objects),
       static_cast<unsigned long long>(s.uploads.readings), static_cast<unsigned long long>(s.uploads.bytes));
   if (!s.uploads.last_error.empty()) line += "; last upload error: " + s.uploads.last_error;
+  if (s.uploads.set_aside_objects)
+    line += StrFormat("; %llu object(s) set aside (last: %s)", static_cast<unsigned long long>(s.uploads.set_aside_objects),
+                      s.uploads.last_set_aside.c_str());
+  if (s.uploads.outside_window) line += "; outside the upload windows";
   return line;
 }
 

@@ -112,3 +112,26 @@ TEST(Object, CorruptedBodyIsDetectedByTheFrameChecksum) {
   CHECK(raw.status().code() == StatusCode::kDataLoss);
   CHECK_FALSE(ZstdDecompress(o->body.substr(0, o->body.size() - 3)).ok());
 }
+
+TEST(Object, MetadataIsAsciiEvenForNonAsciiGapsAndRules) {
+  edgepipe::Batch b;
+  b.id = 1;
+  b.name = "n-1";
+  edgepipe::Reading r;
+  r.sensor = "s";
+  r.ts_us = 1'700'000'000'000'000;
+  b.readings.push_back(r);
+  b.partition_us = edgepipe::FloorToHour(r.ts_us);
+  b.gaps.push_back({"m\xC3\xBCnchen", "temp\xC3\xA9rature\xF0\x9F\x8C\xA1", r.ts_us, r.ts_us, 3, "evicted"});
+  b.quality.rejected["r\xC3\xA8gle"] = 2;
+  edgepipe::uploader::ObjectOptions oo;
+  oo.context.device = "gw";
+  edgepipe::Result<edgepipe::uploader::Object> o = edgepipe::uploader::ObjectBuilder(oo).Build(b);
+  CHECK_TRUE(o.ok());
+  for (const auto& [k, v] : o->metadata)
+    for (unsigned char c : v) CHECK_TEXT(c >= 0x20 && c < 0x7f, (k + ": " + v).c_str());
+  const std::string& gaps = o->metadata.at("edgepipe-gaps");
+  CHECK(gaps.find("m\\u00fcnchen") != std::string::npos);
+  CHECK(gaps.find("temp\\u00e9rature\\ud83c\\udf21") != std::string::npos);  // U+1F321 as a surrogate pair
+  CHECK(o->metadata.at("edgepipe-quality").find("r\\u00e8gle") != std::string::npos);
+}
