@@ -9,7 +9,7 @@ set -euo pipefail
 EDGEPIPE_PKGS_BUILD=(build-essential cmake pkg-config
   libboost-dev libboost-system-dev libpaho-mqttpp-dev libpaho-mqtt-dev libsqlite3-dev libzstd-dev
   libcurl4-openssl-dev libssl-dev libcpputest-dev libtomlplusplus-dev nlohmann-json3-dev
-  libsystemd-dev libcli11-dev libsimdjson-dev zstd sqlite3)
+  libsystemd-dev libcli11-dev libsimdjson-dev zstd sqlite3 zlib1g-dev)
 # Test servers, peers and clients (tests start and stop them themselves).
 EDGEPIPE_PKGS_TEST=(mosquitto mosquitto-clients socat awscli clang-14 libclang-rt-14-dev curl openssl
   iproute2 psmisc procps)

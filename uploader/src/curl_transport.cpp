@@ -12,12 +12,6 @@
 
 namespace edgepipe::uploader {
 
-std::string HttpResponse::Header(std::string_view name) const {
-  for (const auto& [k, v] : headers)
-    if (k == name) return v;
-  return "";
-}
-
 namespace {
 
 constexpr const char* kLog = "http";

@@ -34,6 +34,12 @@ bool In(std::string_view code, std::initializer_list<std::string_view> set) {
 
 }  // namespace
 
+std::string HttpResponse::Header(std::string_view name) const {
+  for (const auto& [k, v] : headers)
+    if (k == name) return v;
+  return "";
+}
+
 S3Error ParseS3Error(const HttpResponse& r) {
   S3Error e;
   e.http_status = r.status;

@@ -8,7 +8,6 @@
 #include <cstdio>
 
 #include "edgepipe/core/time_util.h"
-#include "edgepipe/uploader/object.h"
 
 namespace edgepipe::uploader {
 namespace {
@@ -37,6 +36,13 @@ Mac Hmac(std::string_view key, std::string_view data) {
 }
 
 std::string_view View(const Mac& m) { return {reinterpret_cast<const char*>(m.d), sizeof m.d}; }
+
+std::string Sha256Hex(std::string_view data) {
+  unsigned char d[EVP_MAX_MD_SIZE];
+  unsigned n = 0;
+  EVP_Digest(data.data(), data.size(), d, &n, EVP_sha256(), nullptr);
+  return Hex(d, n);
+}
 
 std::string Lower(std::string_view s) {
   std::string out(s);

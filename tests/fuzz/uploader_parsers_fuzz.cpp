@@ -1,0 +1,66 @@
+// libFuzzer target for the uploader's parsers of outside input: AWS credentials files, S3 error
+// replies and HTTP dates, upload windows, and the encoders whose output goes into requests
+// (metadata values must stay printable ASCII, URI-encoded keys only unreserved characters).
+// Built and run by scripts/test.d/45-fuzz-uploader.sh (clang-14, ASan + UBSan).
+#include <cstdint>
+#include <cstdlib>
+#include <string>
+
+#include "edgepipe/uploader/credentials.h"
+#include "edgepipe/uploader/s3_sink.h"
+#include "edgepipe/uploader/schedule.h"
+#include "edgepipe/uploader/sigv4.h"
+
+using namespace edgepipe;
+using namespace edgepipe::uploader;
+
+namespace {
+void Require(bool ok) {
+  if (!ok) __builtin_trap();
+}
+}  // namespace
+
+extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
+  if (size == 0) return 0;
+  const std::string in(reinterpret_cast<const char*>(data) + 1, size - 1);
+  switch (data[0] % 5) {
+    case 0: {
+      Result<Credentials> c = ParseCredentialsIni(in, data[0] & 0x80 ? "field" : "default", "fuzz");
+      // A rejection never quotes the file's content.
+      if (!c.ok() && in.size() > 24) Require(c.status().message().find(in) == std::string::npos);
+      if (c.ok()) Require(!c->access_key_id.empty() && !c->secret_access_key->empty());
+      break;
+    }
+    case 1: {
+      HttpResponse r;
+      r.status = 300 + (data[0] >> 3) % 300;
+      r.body = in;
+      S3Error e = ParseS3Error(r);
+      Status s = ClassifyS3Error(e, "PUT s3://b/k", "creds");
+      Require(!s.ok());
+      break;
+    }
+    case 2: {
+      std::optional<int64_t> t = ParseHttpDate(in);
+      if (t) Require(ParseHttpDate(FormatHttpDate(*t)) == t);
+      break;
+    }
+    case 3: {
+      std::string err = UploadWindows::Validate(in);
+      Result<UploadWindows> w = UploadWindows::Parse({in}, false);
+      Require(err.empty() == w.ok());
+      if (w.ok()) {
+        int64_t until = w->UntilOpenUs(static_cast<int64_t>(size) * 977'000'000);
+        Require(until >= 0 && until <= 24LL * 3600 * 1'000'000);
+      }
+      break;
+    }
+    case 4: {
+      for (unsigned char c : EncodeMetadataValue(in)) Require(c >= 0x20 && c < 0x7f);
+      for (unsigned char c : UriEncode(in, true))
+        Require(std::isalnum(c) || c == '-' || c == '.' || c == '_' || c == '~' || c == '/' || c == '%');
+      break;
+    }
+  }
+  return 0;
+}
