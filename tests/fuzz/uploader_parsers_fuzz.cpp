@@ -1,7 +1,7 @@
 // libFuzzer target for the uploader's parsers of outside input: AWS credentials files, S3 error
 // replies and HTTP dates, upload windows, and the encoders whose output goes into requests
 // (metadata values must stay printable ASCII, URI-encoded keys only unreserved characters).
-// Built and run by scripts/test.d/45-fuzz-uploader.sh (clang-14, ASan + UBSan).
+// Built and run by scripts/test.d/30-fuzz.sh (tests/fuzz/CMakeLists.txt) (clang-14, ASan + UBSan).
 #include <cstdint>
 #include <cstdlib>
 #include <string>
