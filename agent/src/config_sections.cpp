@@ -93,7 +93,8 @@ const Section<buffer::Options>& BufferSection() {
     sec.fields.push_back(IntField<O, uint64_t>("commit_readings", &O::commit_max_readings, 1, 1'000'000,
         "...or as soon as this many are waiting."));
     sec.fields.push_back(SizeField<O>("max_size", &O::max_size_bytes, 1ull << 20, 1ull << 40,
-        "Disk budget for the database and its WAL together."));
+        "Hard disk budget for the database and its WAL together: the file never grows past it (an eighth, "
+        "256 KiB to 8 MiB, is kept for the WAL). What happens when it is reached is `on_full`."));
     sec.fields.push_back(EnumField<O, buffer::OnFull>("on_full", &O::on_full,
         {{"drop_oldest", buffer::OnFull::kDropOldest}, {"reject_new", buffer::OnFull::kRejectNew}},
         "When `max_size` is reached: evict the oldest unsent data (leaving gap records), or push back on sources."));
@@ -102,7 +103,11 @@ const Section<buffer::Options>& BufferSection() {
     sec.fields.push_back(SizeField<O>("quarantine_raw_limit", &O::quarantine_raw_limit, 16, 1ull << 20,
         "Raw payload bytes kept per quarantined item."));
     sec.fields.push_back(IntField<O, uint64_t>("max_memory_readings", &O::max_memory_readings, 1000, 100'000'000,
-        "Readings held in memory while commits fail (e.g. disk full) before sources are pushed back."));
+        "Readings held in memory while commits fail (disk full, I/O error). Beyond it, `drop_oldest` drops the "
+        "oldest of them (gap records, reason `memory_full`) and `reject_new` refuses new ones."));
+    sec.fields.push_back(IntField<O, uint64_t>("merge_readings", &O::merge_target_readings, 100, 1'000'000,
+        "Small chunks (one per commit) are merged in the background into chunks of up to this many readings: "
+        "bigger chunks compress better (docs/buffer-format.md)."));
     return sec;
   }();
   return s;

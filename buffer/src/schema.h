@@ -1,19 +1,29 @@
-// The buffer's SQL schema (version 1). docs/durability.md explains each table.
+// The buffer's SQL schema (version 2) and the migrations from older versions.
+// docs/buffer-format.md explains each table; docs/durability.md the protocol over them.
 #pragma once
 
 namespace edgepipe::buffer {
 
-constexpr int kSchemaVersion = 1;
+constexpr int kSchemaVersion = 2;
 
+// Why the choices below: a 1 Hz gateway commits once a second for years, and each page a
+// commit touches is written to the WAL (and later to the database) — on a flash card. So the
+// per-commit path touches as few pages as possible:
+//  * chunks has no AUTOINCREMENT (that rewrites sqlite_sequence on every insert): rowids are
+//    max+1, so a new chunk's id is always above every stored chunk's, which is all the store
+//    needs (ids order chunks by arrival; names of batches come from batches.id, which is
+//    AUTOINCREMENT and so never reused);
+//  * the index on chunks.batch_id is partial (claimed chunks only): committing a pending chunk
+//    does not touch it;
+//  * readings_committed is not a counter updated per commit but derived (stored + acked +
+//    evicted + lost to corruption), see FillStats.
 constexpr const char* kSchemaSql = R"SQL(
 CREATE TABLE IF NOT EXISTS meta(
   key TEXT PRIMARY KEY,
   value TEXT NOT NULL);
--- Ids are AUTOINCREMENT: never reused, so batch names (and object keys) stay unique and
--- "older than this process" comparisons stay true after the table empties.
--- Compressed groups of readings, all of one UTC hour ("partition").
+-- Compressed groups of readings, all of one UTC hour ("partition"), in arrival order.
 CREATE TABLE IF NOT EXISTS chunks(
-  id INTEGER PRIMARY KEY AUTOINCREMENT,
+  id INTEGER PRIMARY KEY,
   hour INTEGER NOT NULL,
   first_ts INTEGER NOT NULL,
   last_ts INTEGER NOT NULL,
@@ -21,7 +31,7 @@ CREATE TABLE IF NOT EXISTS chunks(
   est_bytes INTEGER NOT NULL,
   batch_id INTEGER,
   data BLOB NOT NULL);
-CREATE INDEX IF NOT EXISTS chunks_by_batch ON chunks(batch_id, id);
+CREATE INDEX IF NOT EXISTS chunks_by_batch ON chunks(batch_id, id) WHERE batch_id IS NOT NULL;
 -- Claimed units of delivery. A row lives until its sink confirmed it.
 CREATE TABLE IF NOT EXISTS batches(
   id INTEGER PRIMARY KEY AUTOINCREMENT,
@@ -31,7 +41,7 @@ CREATE TABLE IF NOT EXISTS batches(
   readings INTEGER NOT NULL,
   attempts INTEGER NOT NULL DEFAULT 0);
 CREATE TABLE IF NOT EXISTS gaps(
-  id INTEGER PRIMARY KEY AUTOINCREMENT,
+  id INTEGER PRIMARY KEY,
   source TEXT NOT NULL,
   sensor TEXT NOT NULL,
   from_us INTEGER NOT NULL,
@@ -41,7 +51,7 @@ CREATE TABLE IF NOT EXISTS gaps(
   batch_id INTEGER);
 CREATE INDEX IF NOT EXISTS gaps_by_batch ON gaps(batch_id, id);
 CREATE TABLE IF NOT EXISTS quarantine(
-  id INTEGER PRIMARY KEY AUTOINCREMENT,
+  id INTEGER PRIMARY KEY,
   ts_us INTEGER NOT NULL,
   reading_ts INTEGER NOT NULL,
   source TEXT NOT NULL,
@@ -77,6 +87,69 @@ CREATE TABLE IF NOT EXISTS uploads(
   checksum TEXT NOT NULL,
   etag TEXT NOT NULL,
   time_us INTEGER NOT NULL);
+-- Chunks that failed to decode, set aside (never deleted by the store except by the
+-- drop_oldest policy under disk pressure) so a newer edgepipe or a person can look at them.
+CREATE TABLE IF NOT EXISTS damaged_chunks(
+  id INTEGER PRIMARY KEY,
+  hour INTEGER NOT NULL,
+  first_ts INTEGER NOT NULL,
+  last_ts INTEGER NOT NULL,
+  count INTEGER NOT NULL,
+  error TEXT NOT NULL,
+  found_us INTEGER NOT NULL,
+  data BLOB NOT NULL);
 )SQL";
+
+// Migrations: kMigrations[i] takes a database from version i + 1 to i + 2, in one transaction
+// with the version bump. Each is plain SQL; chunk blobs of older formats stay as they are (the
+// decoder reads every format) and are re-encoded when merged.
+constexpr const char* kMigrations[] = {
+    // 1 -> 2: drop AUTOINCREMENT from chunks/gaps/quarantine, make the chunk index partial,
+    // derive readings_committed, add damaged_chunks (created by kSchemaSql afterwards).
+    R"SQL(
+ALTER TABLE chunks RENAME TO chunks_v1;
+CREATE TABLE chunks(
+  id INTEGER PRIMARY KEY,
+  hour INTEGER NOT NULL,
+  first_ts INTEGER NOT NULL,
+  last_ts INTEGER NOT NULL,
+  count INTEGER NOT NULL,
+  est_bytes INTEGER NOT NULL,
+  batch_id INTEGER,
+  data BLOB NOT NULL);
+INSERT INTO chunks SELECT id, hour, first_ts, last_ts, count, est_bytes, batch_id, data FROM chunks_v1;
+DROP TABLE chunks_v1;
+ALTER TABLE gaps RENAME TO gaps_v1;
+CREATE TABLE gaps(
+  id INTEGER PRIMARY KEY,
+  source TEXT NOT NULL,
+  sensor TEXT NOT NULL,
+  from_us INTEGER NOT NULL,
+  to_us INTEGER NOT NULL,
+  count INTEGER NOT NULL,
+  reason TEXT NOT NULL,
+  batch_id INTEGER);
+INSERT INTO gaps SELECT * FROM gaps_v1;
+DROP TABLE gaps_v1;
+ALTER TABLE quarantine RENAME TO quarantine_v1;
+CREATE TABLE quarantine(
+  id INTEGER PRIMARY KEY,
+  ts_us INTEGER NOT NULL,
+  reading_ts INTEGER NOT NULL,
+  source TEXT NOT NULL,
+  sensor TEXT NOT NULL,
+  rule TEXT NOT NULL,
+  reason TEXT NOT NULL,
+  value TEXT NOT NULL,
+  raw BLOB NOT NULL,
+  batch_id INTEGER);
+INSERT INTO quarantine SELECT * FROM quarantine_v1;
+DROP TABLE quarantine_v1;
+DELETE FROM sqlite_sequence WHERE name IN ('chunks', 'gaps', 'quarantine');
+DELETE FROM counters WHERE name = 'readings_committed';
+)SQL",
+};
+constexpr int kMigrationCount = sizeof(kMigrations) / sizeof(kMigrations[0]);
+static_assert(kMigrationCount == kSchemaVersion - 1, "one migration per schema version step");
 
 }  // namespace edgepipe::buffer

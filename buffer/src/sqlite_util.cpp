@@ -3,9 +3,16 @@
 #include "edgepipe/core/log.h"
 
 namespace edgepipe::buffer {
+namespace {
+thread_local int t_last_failed_code = 0;
+}  // namespace
+
+int LastFailedSqliteCode() { return t_last_failed_code; }
+void ClearLastFailedSqliteCode() { t_last_failed_code = 0; }
 
 Status SqliteStatus(int rc, sqlite3* db, std::string_view what) {
   if (rc == SQLITE_OK || rc == SQLITE_DONE || rc == SQLITE_ROW) return Status::Ok();
+  t_last_failed_code = rc;
   std::string msg(what);
   msg += ": ";
   msg += db ? sqlite3_errmsg(db) : sqlite3_errstr(rc);

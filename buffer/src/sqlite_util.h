@@ -13,6 +13,10 @@ namespace edgepipe::buffer {
 
 // Maps a SQLite result code to a Status with a message naming the operation.
 Status SqliteStatus(int rc, sqlite3* db, std::string_view what);
+// The (extended) SQLite code of the last failure SqliteStatus/Exec reported on this thread; the
+// writer classifies failures with it after the transaction was rolled back.
+int LastFailedSqliteCode();
+void ClearLastFailedSqliteCode();
 
 class Stmt {
  public:
@@ -32,6 +36,7 @@ class Stmt {
     sqlite3_bind_text(s_, i, v.data(), static_cast<int>(v.size()), SQLITE_TRANSIENT);
     return *this;
   }
+  Stmt& BindDouble(int i, double v) { sqlite3_bind_double(s_, i, v); return *this; }
   Stmt& BindBlob(int i, const void* p, size_t n) {
     sqlite3_bind_blob(s_, i, p, static_cast<int>(n), SQLITE_TRANSIENT);
     return *this;

@@ -2,12 +2,16 @@
 
 #include <sqlite3.h>
 
-#include <cmath>
 #include <atomic>
+#include <bit>
+#include <cmath>
+#include <filesystem>
+#include <random>
 #include <limits>
 #include <set>
 #include <thread>
 
+#include "edgepipe/core/log.h"
 #include "edgepipe/core/time_util.h"
 #include "test_util.h"
 
@@ -310,4 +314,313 @@ TEST(Store, RecentReadingsReturnsTheNewestChunksFirst) {
   LONGS_EQUAL(4, recent->size());
   LONGS_EQUAL(kHour0 + 4, (*recent)[0].ts_us);
   LONGS_EQUAL(kHour0 + 3, (*recent)[2].ts_us);
+}
+
+// ---- columnar chunks, merging, splitting, migration, recovery, the disk budget ----
+
+namespace {
+
+std::unique_ptr<Store> OpenWith(Options o) {
+  Result<std::unique_ptr<Store>> s = Store::Open(o);
+  if (!s.ok()) FAIL(s.status().ToString().c_str());
+  return std::move(*s);
+}
+
+// Leases and acknowledges everything (flushing partial batches), returning the readings and gaps.
+void Drain(Store& store, const BatchPolicy& policy, std::vector<Reading>* readings, std::vector<GapRecord>* gaps) {
+  while (true) {
+    auto b = store.LeaseBatch(policy, true);
+    CHECK_TRUE_TEXT(b.ok(), b.status().ToString().c_str());
+    if (!b->has_value()) return;
+    if ((*b)->kind == BatchKind::kReadings) {
+      readings->insert(readings->end(), (*b)->readings.begin(), (*b)->readings.end());
+      gaps->insert(gaps->end(), (*b)->gaps.begin(), (*b)->gaps.end());
+    }
+    CHECK_TRUE(store.AckBatch((*b)->id, {}).ok());
+  }
+}
+
+int64_t DbFilesSize(const std::string& path) {
+  int64_t n = 0;
+  for (const char* suffix : {"", "-wal"}) {
+    std::error_code ec;
+    auto sz = std::filesystem::file_size(path + suffix, ec);
+    if (!ec) n += static_cast<int64_t>(sz);
+  }
+  return n;
+}
+
+}  // namespace
+
+TEST(Store, SmallCommitsAreMergedAndComeBackUnchangedAndInOrder) {
+  Options o;
+  o.path = path();
+  o.clock = &clock;
+  o.merge_target_readings = 1000;
+  auto store = OpenWith(o);
+  std::vector<Reading> all;
+  auto commit = [&](int c, int64_t hour) {
+    std::vector<Reading> rs;
+    for (int s = 0; s < 10; ++s) rs.push_back(R("t" + std::to_string(s), hour + c * kUsPerSecond, 20 + 0.1 * ((c * 7 + s) % 13)));
+    all.insert(all.end(), rs.begin(), rs.end());
+    CHECK_TRUE(store->WaitDurable(*store->Append(rs)).ok());
+  };
+  for (int c = 0; c < 150; ++c) commit(c, kHour0);
+  (void)store->MergeNow();
+  // 100 commits of 10 readings made a full chunk; the last 50 wait for more (the hour is open).
+  LONGS_EQUAL(51, store->GetStats().pending_chunks);
+  commit(0, kHour0 + kUsPerHour);  // the hour is over: its small chunks are merged too
+  (void)store->MergeNow();
+  Stats st = store->GetStats();
+  LONGS_EQUAL(3, st.pending_chunks);
+  CHECK(st.merges >= 2);
+  LONGS_EQUAL(1510, st.pending_readings);
+  LONGS_EQUAL(1510, st.readings_committed);
+  std::vector<Reading> out;
+  std::vector<GapRecord> gaps;
+  Drain(*store, Policy(10'000), &out, &gaps);
+  CHECK_TRUE(all == out);
+}
+
+TEST(Store, ABatchLimitInsideAChunkSplitsItAndEveryReadingIsDeliveredOnce) {
+  auto store = OpenStore(path(), &clock);
+  std::vector<Reading> in;
+  for (int i = 0; i < 5000; ++i) in.push_back(R("s" + std::to_string(i % 4), kHour0 + i * 1000, i));
+  CHECK_TRUE(store->WaitDurable(*store->Append(in)).ok());
+  LONGS_EQUAL(1, store->GetStats().pending_chunks);
+  auto first = store->LeaseBatch(Policy(1200), false);
+  CHECK_TRUE(first.ok() && first->has_value());
+  LONGS_EQUAL(1200, (*first)->readings.size());
+  CHECK_TRUE(std::vector<Reading>(in.begin(), in.begin() + 1200) == (*first)->readings);
+  const Batch claimed = **first;
+  // Crash before the ack: the split batch comes back identical after a reopen.
+  store.reset();
+  store = OpenStore(path(), &clock);
+  auto again = store->LeaseBatch(Policy(1200), false);
+  LONGS_EQUAL(claimed.id, (*again)->id);
+  CHECK_TRUE(claimed.readings == (*again)->readings);
+  CHECK_TRUE(store->AckBatch(claimed.id, {}).ok());
+  std::vector<Reading> out = claimed.readings;
+  std::vector<GapRecord> gaps;
+  std::vector<size_t> sizes;
+  while (true) {
+    auto b = store->LeaseBatch(Policy(1200), true);
+    if (!b->has_value()) break;
+    sizes.push_back((*b)->readings.size());
+    out.insert(out.end(), (*b)->readings.begin(), (*b)->readings.end());
+    CHECK_TRUE(store->AckBatch((*b)->id, {}).ok());
+  }
+  CHECK_TRUE((std::vector<size_t>{1200, 1200, 1200, 200}) == sizes);
+  CHECK_TRUE(in == out);
+  // max_bytes splits too: ~80 estimated bytes per reading here.
+  CHECK_TRUE(store->WaitDurable(*store->Append(in)).ok());
+  BatchPolicy by_bytes = Policy(100'000);
+  by_bytes.max_bytes = 80'000;
+  auto b = store->LeaseBatch(by_bytes, false);
+  CHECK_TRUE(b->has_value());
+  CHECK((*b)->readings.size() < 1100 && (*b)->readings.size() > 900);
+}
+
+TEST(Store, ASchemaVersion1DatabaseIsMigratedWithItsContent) {
+  {
+    sqlite3* db = nullptr;
+    sqlite3_open(path().c_str(), &db);
+    std::string sql = edgepipe::testing::ReadFile(edgepipe::testing::SourceDir() + "/tests/data/buffer/v1-ok.sql");
+    LONGS_EQUAL(SQLITE_OK, sqlite3_exec(db, sql.c_str(), nullptr, nullptr, nullptr));
+    sqlite3_close(db);
+  }
+  auto store = OpenStore(path(), &clock);
+  STRCMP_EQUAL("18df11d1", store->instance_id().c_str());
+  STRCMP_EQUAL("30", store->LoadState("fixture/seq")->value().c_str());
+  Stats st = store->GetStats();
+  LONGS_EQUAL(20, st.pending_readings);
+  LONGS_EQUAL(1, st.claimed_batches);
+  LONGS_EQUAL(30, st.readings_committed);
+  // The batch claimed by the old version comes first, unchanged (v1 chunk format).
+  auto b1 = store->LeaseBatch(Policy(), true);
+  CHECK_TRUE(b1.ok() && b1->has_value());
+  LONGS_EQUAL(1, (*b1)->id);
+  STRCMP_EQUAL("18df11d1-0000000001", (*b1)->name.c_str());
+  LONGS_EQUAL(10, (*b1)->readings.size());
+  STRCMP_EQUAL("open", (*b1)->readings[4].text.c_str());
+  LONGS_EQUAL(kQualityStuck, (*b1)->readings[3].quality);
+  DOUBLES_EQUAL(20.5, (*b1)->readings[0].value, 0);
+  CHECK_TRUE(store->AckBatch((*b1)->id, {}).ok());
+  // New readings go into v2 chunks beside the v1 ones; everything comes out once, in order.
+  CHECK_TRUE(store->WaitDurable(*store->Append(std::vector<Reading>{R("t9", kHour0 + 59 * kUsPerSecond, 9)})).ok());
+  (void)store->MergeNow();
+  auto b2 = store->LeaseBatch(Policy(), true);
+  LONGS_EQUAL(21, (*b2)->readings.size());
+  LONGS_EQUAL(1, (*b2)->gaps.size());
+  STRCMP_EQUAL("sequence_gap", (*b2)->gaps[0].reason.c_str());
+  LONGS_EQUAL(1, (*b2)->quality.rejected.at("range"));
+  STRCMP_EQUAL("t9", (*b2)->readings.back().sensor.c_str());
+  auto q = store->LeaseBatch(Policy(), true);
+  CHECK(q->has_value() && (*q)->kind == BatchKind::kQuarantine);
+  STRCMP_EQUAL("{\"t9\":250}", (*q)->quarantined[0].raw.c_str());
+  sqlite3* db = nullptr;
+  sqlite3_open(path().c_str(), &db);
+  sqlite3_stmt* st2 = nullptr;
+  sqlite3_prepare_v2(db, "PRAGMA user_version", -1, &st2, nullptr);
+  sqlite3_step(st2);
+  LONGS_EQUAL(2, sqlite3_column_int(st2, 0));
+  sqlite3_finalize(st2);
+  sqlite3_close(db);
+}
+
+TEST(Store, ADamagedDatabaseIsMovedAsideCountedAndAFreshOneStarted) {
+  {
+    auto store = OpenStore(path(), &clock);
+    CHECK_TRUE(store->WaitDurable(*store->Append(std::vector<Reading>{R("s", kHour0, 1)})).ok());
+  }
+  // Overwrite the SQLite header: the file is no longer a database.
+  std::string bytes = edgepipe::testing::ReadFile(path());
+  for (size_t i = 0; i < 100; ++i) bytes[i] = static_cast<char>(0xA5);
+  edgepipe::testing::WriteFile(path(), bytes);
+  auto store = OpenStore(path(), &clock);
+  Stats st = store->GetStats();
+  LONGS_EQUAL(1, st.corrupt_recoveries);
+  CHECK(st.recovered_from.find(path() + ".corrupt-") == 0);
+  CHECK_TRUE(edgepipe::testing::FileExists(st.recovered_from));
+  STRCMP_EQUAL(bytes.c_str(), edgepipe::testing::ReadFile(st.recovered_from).c_str());  // kept as it was
+  LONGS_EQUAL(0, st.pending_readings);
+  CHECK_TRUE(store->WaitDurable(*store->Append(std::vector<Reading>{R("s", kHour0, 2)})).ok());
+  LONGS_EQUAL(1, store->GetStats().pending_readings);
+}
+
+TEST(Store, ATruncatedDatabaseFailsQuickCheckAndIsMovedAside) {
+  {
+    auto store = OpenStore(path(), &clock);
+    std::vector<Reading> in;
+    for (int i = 0; i < 20'000; ++i) in.push_back(R("s" + std::to_string(i % 50), kHour0 + i, std::bit_cast<double>(uint64_t(i) * 0x9E3779B97F4A7C15ull)));
+    for (int i = 0; i < 10; ++i) CHECK_TRUE(store->WaitDurable(*store->Append(in)).ok());
+  }
+  {
+    sqlite3* db = nullptr;  // fold the WAL into the file first, so the damage is in the main file
+    sqlite3_open(path().c_str(), &db);
+    sqlite3_exec(db, "PRAGMA wal_checkpoint(TRUNCATE)", nullptr, nullptr, nullptr);
+    sqlite3_close(db);
+  }
+  std::filesystem::resize_file(path(), std::filesystem::file_size(path()) / 2);
+  auto store = OpenStore(path(), &clock);
+  LONGS_EQUAL(1, store->GetStats().corrupt_recoveries);
+  LONGS_EQUAL(0, store->GetStats().pending_readings);
+}
+
+TEST(Store, DropOldestKeepsTheFilesWithinMaxSizeAndGapsAccountForEveryEvictedReading) {
+  Options o;
+  o.path = path();
+  o.clock = &clock;
+  o.max_size_bytes = 2 << 20;
+  o.commit_interval_us = 10'000;
+  auto store = OpenWith(o);
+  // Random doubles do not compress: about 8 bytes per reading, so 2 MiB holds ~200,000.
+  std::mt19937_64 rng(5);
+  uint64_t appended = 0;
+  int64_t max_seen = 0;
+  for (int c = 0; c < 120; ++c) {
+    std::vector<Reading> rs;
+    for (int i = 0; i < 5000; ++i) {
+      rs.push_back(R("s" + std::to_string(i % 20), kHour0 + c * 10'000'000LL + i, std::bit_cast<double>(rng())));
+      rs.back().seq = appended + i + 1;
+    }
+    CHECK_TRUE(store->WaitDurable(*store->Append(rs)).ok());
+    appended += rs.size();
+    max_seen = std::max(max_seen, DbFilesSize(path()));
+    CHECK_TEXT(DbFilesSize(path()) <= static_cast<int64_t>(o.max_size_bytes),
+               StrFormat("%lld bytes after commit %d", static_cast<long long>(DbFilesSize(path())), c).c_str());
+  }
+  CHECK(max_seen > static_cast<int64_t>(o.max_size_bytes) * 3 / 4);  // it did fill the budget
+  Stats st = store->GetStats();
+  CHECK(st.readings_evicted > 0);
+  LONGS_EQUAL(appended, st.pending_readings + st.readings_evicted);
+  LONGS_EQUAL(appended, st.readings_committed);
+  std::vector<Reading> out;
+  std::vector<GapRecord> gaps;
+  Drain(*store, Policy(100'000), &out, &gaps);
+  uint64_t gap_total = 0;
+  for (const GapRecord& g : gaps) {
+    STRCMP_EQUAL("evicted", g.reason.c_str());
+    gap_total += g.count;
+  }
+  LONGS_EQUAL(st.readings_evicted, gap_total);
+  LONGS_EQUAL(appended, out.size() + gap_total);
+  // What was evicted is the oldest: the kept readings are the newest, each exactly once.
+  std::set<uint64_t> seqs;
+  for (const Reading& r : out) CHECK_TRUE(seqs.insert(r.seq).second);
+  LONGS_EQUAL(appended, *seqs.rbegin());
+  LONGS_EQUAL(gap_total + 1, *seqs.begin());
+}
+
+TEST(Store, RejectNewPushesBackWhenFullAndAcceptsAgainAfterAcks) {
+  Options o;
+  o.path = path();
+  o.clock = &clock;
+  o.max_size_bytes = 2 << 20;
+  o.on_full = OnFull::kRejectNew;
+  o.commit_interval_us = 10'000;
+  auto store = OpenWith(o);
+  std::mt19937_64 rng(9);
+  uint64_t accepted = 0, refused = 0;
+  for (int c = 0; c < 100 && refused == 0; ++c) {
+    std::vector<Reading> rs;
+    for (int i = 0; i < 5000; ++i) rs.push_back(R("s" + std::to_string(i % 20), kHour0 + c * 10'000'000LL + i, std::bit_cast<double>(rng())));
+    Result<uint64_t> t = store->Append(rs);
+    if (!t.ok()) {
+      CHECK(t.status().code() == StatusCode::kResourceExhausted);
+      CHECK(t.status().message().find("reject_new") != std::string::npos);
+      refused += rs.size();
+      continue;
+    }
+    Status s = store->WaitDurable(*t);
+    if (s.ok()) accepted += rs.size();
+    CHECK(DbFilesSize(path()) <= static_cast<int64_t>(o.max_size_bytes));
+  }
+  CHECK(refused > 0);
+  Stats st = store->GetStats();
+  STRCMP_EQUAL("full", st.state.c_str());
+  LONGS_EQUAL(0, st.readings_evicted);
+  // Delivering frees space: new readings are accepted again.
+  std::vector<Reading> out;
+  std::vector<GapRecord> gaps;
+  Drain(*store, Policy(100'000), &out, &gaps);
+  CHECK_TRUE(gaps.empty());
+  STRCMP_EQUAL("ok", store->GetStats().state.c_str());
+  Result<uint64_t> t = store->Append(std::vector<Reading>{R("s", kHour0 + kUsPerHour, 1)});
+  CHECK_TRUE(t.ok());
+  CHECK_TRUE(store->WaitDurable(*t).ok());
+  CHECK(store->GetStats().readings_rejected >= refused);
+  CHECK(out.size() >= accepted);
+}
+
+TEST(Store, AnUndecodableChunkIsSetAsideAsAGapAndTheBatchStillGoesOut) {
+  {
+    auto store = OpenStore(path(), &clock);
+    CHECK_TRUE(store->WaitDurable(*store->Append(std::vector<Reading>{R("a", kHour0, 1), R("a", kHour0 + 1, 2)})).ok());
+    CHECK_TRUE(store->WaitDurable(*store->Append(std::vector<Reading>{R("b", kHour0 + 2, 3)})).ok());
+  }
+  {
+    sqlite3* db = nullptr;
+    sqlite3_open(path().c_str(), &db);
+    LONGS_EQUAL(SQLITE_OK, sqlite3_exec(db, "UPDATE chunks SET data = X'02DEADBEEF' WHERE id = (SELECT MIN(id) FROM chunks)",
+                                        nullptr, nullptr, nullptr));
+    sqlite3_close(db);
+  }
+  Options o;
+  o.path = path();
+  o.clock = &clock;
+  o.merge_target_readings = 1;  // no merge touches the damaged chunk first
+  auto store = OpenWith(o);
+  auto b = store->LeaseBatch(Policy(), true);
+  CHECK_TRUE_TEXT(b.ok(), b.status().ToString().c_str());
+  LONGS_EQUAL(1, (*b)->readings.size());
+  STRCMP_EQUAL("b", (*b)->readings[0].sensor.c_str());
+  LONGS_EQUAL(1, (*b)->gaps.size());
+  STRCMP_EQUAL("corrupt_chunk", (*b)->gaps[0].reason.c_str());
+  LONGS_EQUAL(2, (*b)->gaps[0].count);
+  LONGS_EQUAL(kHour0, (*b)->gaps[0].from_us);
+  Stats st = store->GetStats();
+  LONGS_EQUAL(1, st.damaged_chunks);
+  LONGS_EQUAL(2, st.readings_corrupt);
+  LONGS_EQUAL(3, st.readings_committed);
 }

@@ -1,14 +1,21 @@
 // The durable buffer: a SQLite database in WAL mode with one writer thread that group-commits
-// readings as compressed chunks, hands out batches for upload and deletes them only after the
-// sink confirmed them. The full contract is in docs/durability.md.
+// readings as compressed columnar chunks, merges small chunks in the background, keeps the
+// database and its WAL within a disk budget, hands out batches for upload and deletes them only
+// after the sink confirmed them. The full contract is in docs/durability.md, the on-disk format
+// in docs/buffer-format.md.
 //
 // Invariants:
 //  1. A ticket returned by Append/Quarantine/RecordGap is durable (at the configured sync level)
 //     once WaitDurable(ticket) returned OK; before that it lives only in memory.
 //  2. A chunk belongs to at most one batch; a batch's chunk set never changes after the claim
-//     transaction committed, so re-reading a batch after a crash gives the same readings.
-//  3. A row is deleted only by AckBatch of the batch that contains it (or by the eviction
-//     policy, which leaves a gap record for every reading it drops).
+//     transaction committed, so re-reading a batch after a crash gives the same readings. (One
+//     exception: a chunk found undecodable when the batch is loaded is set aside and replaced by
+//     a gap record, see docs/durability.md.)
+//  3. A reading is deleted only by AckBatch of the batch that contains it, or by the drop_oldest
+//     policy, which leaves a gap record (sensor, time range, count, reason) for every reading it
+//     drops. Merging and splitting chunks never changes the readings, only how they are packed.
+//  4. The database file stays within max_size minus the WAL allowance (SQLite's max_page_count);
+//     the WAL is checkpointed so that it stays within the allowance (docs/durability.md).
 #pragma once
 
 #include <cstdint>
@@ -34,6 +41,9 @@ struct Options {
   uint64_t quarantine_max_rows = 100'000;    // oldest quarantine rows are evicted beyond this
   uint64_t quarantine_raw_limit = 1024;      // raw payload bytes kept per quarantine row
   uint64_t max_memory_readings = 200'000;    // readings held in memory while commits fail
+  // Small chunks (one per group commit and hour) are merged in the background into chunks of
+  // up to this many readings: bigger chunks compress better (docs/benchmarks.md).
+  uint64_t merge_target_readings = 10'000;
   std::string vfs_name;                      // SQLite VFS to open with ("" = default); tests
   Clock* clock = nullptr;                    // nullptr = RealClock::Default()
 };
@@ -49,13 +59,27 @@ struct Stats {
   uint64_t gap_rows = 0;
   uint64_t db_bytes = 0;             // main file + WAL on disk
   // Lifetime counters (persisted in the database).
-  uint64_t readings_committed = 0;
+  uint64_t readings_committed = 0;   // ever committed (stored + acked + evicted + corrupt)
   uint64_t readings_acked = 0;
   uint64_t batches_acked = 0;
-  uint64_t readings_dropped = 0;     // evicted or rejected because the buffer was full
+  uint64_t readings_dropped = 0;     // sum of the next three
+  uint64_t readings_evicted = 0;     // committed, then evicted by drop_oldest (gap records)
+  uint64_t readings_dropped_memory = 0;  // never committed: dropped from the memory queue (gaps)
+  uint64_t readings_rejected = 0;    // refused by Append (reject_new or memory queue full)
+  uint64_t readings_corrupt = 0;     // in chunks found undecodable (set aside, gap records)
+  uint64_t damaged_chunks = 0;       // chunks set aside, kept in the damaged_chunks table
   uint64_t quarantine_evicted = 0;
-  uint64_t commits = 0;              // this process
-  uint64_t commit_errors = 0;        // this process
+  uint64_t corrupt_recoveries = 0;   // damaged database files moved aside (lifetime)
+  std::string recovered_from;        // the last file a damaged database was moved to
+  uint64_t max_bytes = 0;            // the budget (max_size) this store runs with; 0 = unknown
+  // This process:
+  uint64_t commits = 0;
+  uint64_t commit_errors = 0;
+  uint64_t merges = 0;               // merge transactions
+  uint64_t evictions = 0;            // eviction transactions
+  uint64_t reopens = 0;              // reopens after an I/O error
+  std::string state;                 // "ok", "full", "io_error" (docs/operations.md)
+  std::string last_error;            // the last commit error, "" when none
   int64_t last_ack_time_us = 0;
   std::string last_ack_key;
 };
@@ -89,6 +113,9 @@ class Store final : public ReadingSink, public BatchSource {
 
   // Commits everything appended so far and waits for it.
   Status Flush();
+  // Merges every small chunk that can be merged now (the writer does this in the background;
+  // benchmarks and tests call it to reach a steady state). Returns the number of merges.
+  Result<uint64_t> MergeNow();
   Stats GetStats();
   const std::string& instance_id() const;
 

@@ -1,0 +1,174 @@
+#include "chunk_data.h"
+
+#include <algorithm>
+#include <climits>
+
+namespace edgepipe::buffer {
+namespace {
+
+void MakeKey(std::string* key, std::string_view sensor, std::string_view unit, std::string_view source, ValueType type) {
+  key->clear();
+  // Length-prefixed parts: no separator can be confused with content.
+  for (std::string_view part : {sensor, unit, source}) {
+    size_t n = part.size();
+    key->append(reinterpret_cast<const char*>(&n), sizeof n);
+    key->append(part);
+  }
+  key->push_back(static_cast<char>(type));
+}
+
+}  // namespace
+
+uint64_t EstimateReadingBytes(size_t sensor, size_t unit, size_t source, size_t text) {
+  return 72 + sensor + unit + source + text;
+}
+
+uint32_t ChunkData::SeriesFor(std::string_view sensor, std::string_view unit, std::string_view source, ValueType type) {
+  MakeKey(&scratch_, sensor, unit, source, type);
+  auto it = index_.find(scratch_);
+  if (it != index_.end()) return it->second;
+  const uint32_t idx = static_cast<uint32_t>(series_.size());
+  index_.emplace(scratch_, idx);
+  SeriesColumns& s = series_.emplace_back();
+  s.sensor = sensor;
+  s.unit = unit;
+  s.source = source;
+  s.type = type;
+  return idx;
+}
+
+void ChunkData::Append(const Reading& r) {
+  const uint32_t idx = SeriesFor(r.sensor, r.unit, r.source, r.type);
+  SeriesColumns& s = series_[idx];
+  if (!r.text.empty() && s.text.size() != s.ts.size()) s.text.resize(s.ts.size());  // first text: backfill
+  s.ts.push_back(r.ts_us);
+  s.value.push_back(r.value);
+  s.quality.push_back(r.quality);
+  s.seq.push_back(r.seq);
+  if (!s.text.empty() || !r.text.empty()) s.text.push_back(r.text);
+  order_.push_back(idx);
+}
+
+void ChunkData::AppendChunk(const ChunkData& other) {
+  std::vector<uint32_t> map(other.series_.size());
+  for (size_t i = 0; i < other.series_.size(); ++i) {
+    const SeriesColumns& o = other.series_[i];
+    map[i] = SeriesFor(o.sensor, o.unit, o.source, o.type);
+    SeriesColumns& s = series_[map[i]];
+    if (!o.text.empty()) {
+      s.text.resize(s.ts.size());  // backfill empty texts when this is the series' first text
+      s.text.insert(s.text.end(), o.text.begin(), o.text.end());
+    } else if (!s.text.empty()) {
+      s.text.resize(s.text.size() + o.size());
+    }
+    s.ts.insert(s.ts.end(), o.ts.begin(), o.ts.end());
+    s.value.insert(s.value.end(), o.value.begin(), o.value.end());
+    s.quality.insert(s.quality.end(), o.quality.begin(), o.quality.end());
+    s.seq.insert(s.seq.end(), o.seq.begin(), o.seq.end());
+  }
+  order_.reserve(order_.size() + other.order_.size());
+  for (uint32_t o : other.order_) order_.push_back(map[o]);
+}
+
+ChunkData ChunkData::Slice(size_t begin, size_t end) const {
+  end = std::min(end, order_.size());
+  ChunkData out;
+  std::vector<size_t> pos(series_.size(), 0);  // next row of each series
+  for (size_t i = 0; i < begin && i < end; ++i) ++pos[order_[i]];
+  std::vector<int64_t> map(series_.size(), -1);
+  for (size_t i = begin; i < end; ++i) {
+    const uint32_t si = order_[i];
+    const SeriesColumns& s = series_[si];
+    if (map[si] < 0) map[si] = out.SeriesFor(s.sensor, s.unit, s.source, s.type);
+    SeriesColumns& d = out.series_[map[si]];
+    const size_t k = pos[si]++;
+    d.ts.push_back(s.ts[k]);
+    d.value.push_back(s.value[k]);
+    d.quality.push_back(s.quality[k]);
+    d.seq.push_back(s.seq[k]);
+    if (!s.text.empty()) {
+      if (d.text.size() != d.ts.size() - 1) d.text.resize(d.ts.size() - 1);
+      d.text.push_back(s.text[k]);
+    }
+    out.order_.push_back(static_cast<uint32_t>(map[si]));
+  }
+  // A series whose texts in this slice are all empty keeps an empty text column.
+  for (SeriesColumns& d : out.series_)
+    if (!d.text.empty() && std::all_of(d.text.begin(), d.text.end(), [](const std::string& t) { return t.empty(); }))
+      d.text.clear();
+  return out;
+}
+
+std::vector<Reading> ChunkData::ToReadings() const {
+  std::vector<Reading> out(order_.size());
+  std::vector<size_t> pos(series_.size(), 0);
+  for (size_t i = 0; i < order_.size(); ++i) {
+    const SeriesColumns& s = series_[order_[i]];
+    const size_t k = pos[order_[i]]++;
+    Reading& r = out[i];
+    r.sensor = s.sensor;
+    r.unit = s.unit;
+    r.source = s.source;
+    r.type = s.type;
+    r.ts_us = s.ts[k];
+    r.value = s.value[k];
+    r.quality = s.quality[k];
+    r.seq = s.seq[k];
+    if (!s.text.empty()) r.text = s.text[k];
+  }
+  return out;
+}
+
+int64_t ChunkData::MinTs() const {
+  int64_t m = INT64_MAX;
+  for (const SeriesColumns& s : series_)
+    for (int64_t t : s.ts) m = std::min(m, t);
+  return m;
+}
+
+int64_t ChunkData::MaxTs() const {
+  int64_t m = INT64_MIN;
+  for (const SeriesColumns& s : series_)
+    for (int64_t t : s.ts) m = std::max(m, t);
+  return m;
+}
+
+uint64_t ChunkData::EstimatedBytes() const {
+  uint64_t n = 0;
+  for (const SeriesColumns& s : series_) {
+    n += s.size() * EstimateReadingBytes(s.sensor.size(), s.unit.size(), s.source.size(), 0);
+    for (const std::string& t : s.text) n += t.size();
+  }
+  return n;
+}
+
+size_t ChunkData::MemoryBytes() const {
+  size_t n = order_.capacity() * sizeof(uint32_t) + series_.capacity() * sizeof(SeriesColumns);
+  for (const SeriesColumns& s : series_) {
+    n += s.sensor.capacity() + s.unit.capacity() + s.source.capacity() + 3 * 48;  // + index entry
+    n += s.ts.capacity() * 8 + s.value.capacity() * 8 + s.quality.capacity() * 4 + s.seq.capacity() * 8;
+    n += s.text.capacity() * sizeof(std::string);
+    for (const std::string& t : s.text) n += t.capacity() > 15 ? t.capacity() : 0;
+  }
+  return n;
+}
+
+SeriesColumns& ChunkData::AddSeries(std::string sensor, std::string unit, std::string source, ValueType type) {
+  SeriesColumns& s = series_.emplace_back();
+  s.sensor = std::move(sensor);
+  s.unit = std::move(unit);
+  s.source = std::move(source);
+  s.type = type;
+  return s;
+}
+
+void ChunkData::Reindex() {
+  index_.clear();
+  for (size_t i = 0; i < series_.size(); ++i) {
+    const SeriesColumns& s = series_[i];
+    MakeKey(&scratch_, s.sensor, s.unit, s.source, s.type);
+    index_.emplace(scratch_, static_cast<uint32_t>(i));
+  }
+}
+
+}  // namespace edgepipe::buffer

@@ -1,0 +1,314 @@
+// Group commits, the disk budget (max_size), the drop_oldest eviction and its gap records.
+#include <sys/statvfs.h>
+
+#include <algorithm>
+#include <climits>
+
+#include "edgepipe/core/log.h"
+#include "edgepipe/core/time_util.h"
+#include "sqlite_util.h"
+#include "store_impl.h"
+
+namespace edgepipe::buffer {
+namespace {
+
+constexpr const char* kLog = "buffer";
+// Eviction frees at most this much per transaction (a bounded WAL, a bounded pause).
+constexpr int64_t kMaxEvictBytes = 1 << 20;
+
+// Rough size of what a quarantine row adds to the database.
+uint64_t QuarantineBytes(const QuarantineRecord& q, uint64_t raw_limit) {
+  return 64 + q.source.size() + q.sensor.size() + q.rule.size() + q.reason.size() + q.value.size() +
+         std::min<uint64_t>(q.raw.size(), raw_limit);
+}
+
+}  // namespace
+
+Status Store::Impl::AddCounter(const char* name, int64_t delta) {
+  if (delta == 0) return Status::Ok();
+  Stmt st(db, "INSERT INTO counters(name, value) VALUES(?, ?) "
+              "ON CONFLICT(name) DO UPDATE SET value = value + excluded.value");
+  st.Bind(1, name).Bind(2, delta);
+  return SqliteStatus(st.Step(), db, "update counter");
+}
+
+Result<int64_t> Store::Impl::FreePages() {
+  Result<int64_t> pages = QueryInt(db, "PRAGMA page_count");
+  if (!pages.ok()) return pages.status();
+  Result<int64_t> free_list = QueryInt(db, "PRAGMA freelist_count");
+  if (!free_list.ok()) return free_list.status();
+  return max_pages - *pages + *free_list;
+}
+
+// Headroom kept free under drop_oldest, and the threshold of "full" under reject_new.
+static int64_t Headroom(int64_t max_pages) { return std::max<int64_t>(8, max_pages / 100); }
+
+void Store::Impl::UpdateFullState() {
+  if (io_failed) return;
+  Result<int64_t> free_pages = FreePages();
+  if (!free_pages.ok()) return;
+  const bool full = opt.on_full == OnFull::kRejectNew && *free_pages < Headroom(max_pages);
+  WriterState want = full ? WriterState::kFull : WriterState::kOk;
+  if (state.load() != want) {
+    if (full)
+      EP_LOG_WARN(kLog, "buffer is full (buffer.max_size %llu bytes): refusing new readings until uploads free space "
+                  "(buffer.on_full = reject_new)", static_cast<unsigned long long>(opt.max_size_bytes));
+    else
+      EP_LOG_NOTICE(kLog, "buffer has room again: accepting readings");
+    state = want;
+  }
+}
+
+void Store::Impl::NoteFailure(const Status& s, int code) {
+  if (IsIoWriteError(code) || IsCorruptionCode(code)) {
+    // After a failed write or fsync the file's content is unknown (the kernel may have dropped
+    // the dirty pages and will not report it again): write nothing more through this
+    // connection; the writer reopens the database (with quick_check) after a backoff.
+    io_failed = true;
+    io_error = s;
+    state = WriterState::kIoError;
+    EP_LOG_ERROR(kLog, "I/O error on %s: %s. No further writes until the database is reopened (automatic, with "
+                 "quick_check); appended readings wait in memory", opt.path.c_str(), s.ToString().c_str());
+  }
+}
+
+Status Store::Impl::RecordGapsInDb(const std::vector<GapRecord>& gaps) {
+  Stmt up(db, "UPDATE gaps SET from_us = min(from_us, ?1), to_us = max(to_us, ?2), count = count + ?3 "
+              "WHERE batch_id IS NULL AND source = ?4 AND sensor = ?5 AND reason = ?6");
+  Stmt ins(db, "INSERT INTO gaps(source, sensor, from_us, to_us, count, reason, batch_id) VALUES(?, ?, ?, ?, ?, ?, NULL)");
+  for (const GapRecord& g : gaps) {
+    up.Reset();
+    up.Bind(1, g.from_us).Bind(2, g.to_us).Bind(3, static_cast<int64_t>(g.count)).Bind(4, g.source).Bind(5, g.sensor)
+        .Bind(6, g.reason);
+    EP_RETURN_IF_ERROR(SqliteStatus(up.Step(), db, "extend gap record"));
+    if (sqlite3_changes(db) > 0) continue;
+    ins.Reset();
+    ins.Bind(1, g.source).Bind(2, g.sensor).Bind(3, g.from_us).Bind(4, g.to_us).Bind(5, static_cast<int64_t>(g.count))
+        .Bind(6, g.reason);
+    EP_RETURN_IF_ERROR(SqliteStatus(ins.Step(), db, "insert gap record"));
+  }
+  return Status::Ok();
+}
+
+// drop_oldest: deletes the oldest unclaimed chunks (then, if none is left, damaged chunks and
+// the oldest unclaimed quarantine rows) until about `pages_to_free` pages are free, leaving one
+// gap record per sensor of what it deleted. One transaction.
+Status Store::Impl::Evict(int64_t pages_to_free, int64_t* freed_pages) {
+  *freed_pages = 0;
+  const int64_t want_bytes = std::min(pages_to_free * page_size, kMaxEvictBytes);
+  EP_RETURN_IF_ERROR(Exec(db, "BEGIN IMMEDIATE"));
+  int64_t freed = 0, readings = 0, quarantine_rows = 0;
+  size_t chunks = 0;
+  std::vector<GapRecord> gaps;
+  auto add_gap = [&](GapRecord g) {
+    for (GapRecord& q : gaps)
+      if (q.source == g.source && q.sensor == g.sensor) {
+        q.from_us = std::min(q.from_us, g.from_us);
+        q.to_us = std::max(q.to_us, g.to_us);
+        q.count += g.count;
+        return;
+      }
+    gaps.push_back(std::move(g));
+  };
+  Status s;
+  Stmt del(db, "DELETE FROM chunks WHERE id = ? AND batch_id IS NULL");
+  while (s.ok() && chunks < pending_chunks.size() && freed < want_bytes) {
+    const ChunkMeta& m = pending_chunks[chunks];
+    Result<ChunkData> data = ReadChunk(m.id);
+    if (data.ok()) {
+      for (const SeriesColumns& sc : data->series()) {
+        auto [lo, hi] = std::minmax_element(sc.ts.begin(), sc.ts.end());
+        add_gap(GapRecord{sc.source, sc.sensor, *lo, *hi, sc.size(), "evicted"});
+      }
+    } else {
+      // Undecodable: we cannot name its sensors, but we know how many readings and when.
+      add_gap(GapRecord{"", "", m.first_ts, m.last_ts, m.count, "evicted"});
+    }
+    del.Reset();
+    del.Bind(1, m.id);
+    s = SqliteStatus(del.Step(), db, "evict chunk");
+    freed += static_cast<int64_t>(m.stored_bytes) + 64;
+    readings += static_cast<int64_t>(m.count);
+    ++chunks;
+  }
+  if (s.ok() && freed < want_bytes) {
+    // Nothing unsent left to drop: damaged chunks, then unsent quarantine rows.
+    Result<int64_t> before = QueryInt(db, "SELECT COALESCE(SUM(length(data)), 0) FROM damaged_chunks");
+    s = before.ok() ? Exec(db, "DELETE FROM damaged_chunks") : before.status();
+    if (s.ok()) freed += *before;
+    if (s.ok() && freed < want_bytes) {
+      Stmt q(db, "DELETE FROM quarantine WHERE id IN (SELECT id FROM quarantine WHERE batch_id IS NULL ORDER BY id LIMIT 1000)");
+      s = SqliteStatus(q.Step(), db, "evict quarantine rows");
+      quarantine_rows = sqlite3_changes(db);
+      freed += quarantine_rows * 256;
+    }
+  }
+  if (s.ok()) s = RecordGapsInDb(gaps);
+  if (s.ok()) s = AddCounter("readings_evicted", readings);
+  if (s.ok()) s = AddCounter("quarantine_evicted", quarantine_rows);
+  if (s.ok()) s = Exec(db, "COMMIT");
+  if (!s.ok()) {
+    Exec(db, "ROLLBACK").IgnoreError();
+    return s;
+  }
+  pending_chunks.erase(pending_chunks.begin(), pending_chunks.begin() + static_cast<ptrdiff_t>(chunks));
+  *freed_pages = freed / page_size;
+  ++evictions;
+  if (readings > 0 || quarantine_rows > 0)
+    EP_LOG_WARN(kLog, "buffer full (buffer.max_size %llu bytes): evicted the %lld oldest unsent readings (%zu gap "
+                "records) and %lld quarantine rows (buffer.on_full = drop_oldest)",
+                static_cast<unsigned long long>(opt.max_size_bytes), static_cast<long long>(readings), gaps.size(),
+                static_cast<long long>(quarantine_rows));
+  return Status::Ok();
+}
+
+// Makes sure `pages_needed` pages are free within the budget, evicting under drop_oldest.
+Status Store::Impl::EnsureSpace(int64_t pages_needed, bool* evicted_any) {
+  *evicted_any = false;
+  Result<int64_t> free_pages = FreePages();
+  if (!free_pages.ok()) return free_pages.status();
+  const int64_t headroom = Headroom(max_pages);
+  if (*free_pages >= pages_needed + headroom) return Status::Ok();
+  // Free a little more than needed so eviction does not run on every commit.
+  const int64_t target = pages_needed + headroom + std::min<int64_t>(max_pages / 64, 256) - *free_pages;
+  int64_t freed = 0;
+  Status s = Evict(target, &freed);
+  *evicted_any = freed > 0;
+  return s;
+}
+
+Status Store::Impl::WriteTransaction(Pending& work, std::vector<std::pair<int64_t, std::string>>& blobs,
+                                     std::vector<ChunkMeta>* added) {
+  added->clear();
+  Status s = Exec(db, "BEGIN IMMEDIATE");
+  if (!s.ok()) return s;
+  const int64_t mono = clock->MonotonicNowUs();
+  {
+    Stmt ins(db, "INSERT INTO chunks(hour, first_ts, last_ts, count, est_bytes, batch_id, data) "
+                 "VALUES(?, ?, ?, ?, ?, NULL, ?)");
+    for (auto& [hour, blob] : blobs) {
+      if (!s.ok()) break;
+      const ChunkData& d = work.hours.at(hour);
+      ChunkMeta m{0, hour, d.MinTs(), d.MaxTs(), d.size(), d.EstimatedBytes(), blob.size(), mono};
+      ins.Reset();
+      ins.Bind(1, hour).Bind(2, m.first_ts).Bind(3, m.last_ts).Bind(4, static_cast<int64_t>(m.count))
+          .Bind(5, static_cast<int64_t>(m.est_bytes)).BindBlob(6, blob.data(), blob.size());
+      s = SqliteStatus(ins.Step(), db, "insert chunk");
+      m.id = sqlite3_last_insert_rowid(db);
+      added->push_back(m);
+    }
+  }
+  if (s.ok() && !work.quarantine.empty()) {
+    Stmt ins(db, "INSERT INTO quarantine(ts_us, reading_ts, source, sensor, rule, reason, value, raw, batch_id) "
+                 "VALUES(?, ?, ?, ?, ?, ?, ?, ?, NULL)");
+    Stmt rej(db, "INSERT INTO rejected_pending(rule, count) VALUES(?, 1) "
+                 "ON CONFLICT(rule) DO UPDATE SET count = count + 1");
+    for (const QuarantineRecord& q : work.quarantine) {
+      if (!s.ok()) break;
+      ins.Reset();
+      std::string_view raw = q.raw;
+      if (raw.size() > opt.quarantine_raw_limit) raw = raw.substr(0, opt.quarantine_raw_limit);
+      ins.Bind(1, q.ts_us).Bind(2, q.reading_ts_us).Bind(3, q.source).Bind(4, q.sensor).Bind(5, q.rule)
+          .Bind(6, q.reason).Bind(7, q.value).BindBlob(8, raw.data(), raw.size());
+      s = SqliteStatus(ins.Step(), db, "insert quarantine row");
+      if (s.ok()) {
+        rej.Reset();
+        rej.Bind(1, q.rule);
+        s = SqliteStatus(rej.Step(), db, "count rejection");
+      }
+    }
+    if (s.ok()) {
+      // Bounded: evict the oldest unclaimed rows beyond the limit, and count them.
+      Result<int64_t> rows = QueryInt(db, "SELECT COUNT(*) FROM quarantine");
+      if (!rows.ok()) s = rows.status();
+      else if (static_cast<uint64_t>(*rows) > opt.quarantine_max_rows) {
+        Stmt del(db, "DELETE FROM quarantine WHERE id IN "
+                     "(SELECT id FROM quarantine WHERE batch_id IS NULL ORDER BY id LIMIT ?)");
+        del.Bind(1, *rows - static_cast<int64_t>(opt.quarantine_max_rows));
+        s = SqliteStatus(del.Step(), db, "evict quarantine rows");
+        if (s.ok()) s = AddCounter("quarantine_evicted", sqlite3_changes(db));
+      }
+    }
+  }
+  if (s.ok() && !work.gaps.empty()) {
+    Stmt ins(db, "INSERT INTO gaps(source, sensor, from_us, to_us, count, reason, batch_id) VALUES(?, ?, ?, ?, ?, ?, NULL)");
+    for (const GapRecord& g : work.gaps) {
+      if (!s.ok()) break;
+      ins.Reset();
+      ins.Bind(1, g.source).Bind(2, g.sensor).Bind(3, g.from_us).Bind(4, g.to_us)
+          .Bind(5, static_cast<int64_t>(g.count)).Bind(6, g.reason);
+      s = SqliteStatus(ins.Step(), db, "insert gap");
+    }
+  }
+  if (s.ok() && !work.state.empty()) {
+    Stmt up(db, "INSERT INTO source_state(key, value) VALUES(?, ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value");
+    for (const auto& [k, v] : work.state) {
+      up.Reset();
+      up.Bind(1, k).Bind(2, v);
+      s = SqliteStatus(up.Step(), db, "store source state");
+      if (!s.ok()) break;
+    }
+  }
+  for (const auto& [name, delta] : work.counter_deltas) {
+    if (!s.ok()) break;
+    s = AddCounter(name.c_str(), delta);
+  }
+  if (s.ok()) s = Exec(db, "COMMIT");
+  if (!s.ok()) Exec(db, "ROLLBACK").IgnoreError();
+  return s;
+}
+
+Status Store::Impl::CommitWork(Pending& work) {
+  std::lock_guard<std::mutex> lock(db_mu);
+  if (io_failed) EP_RETURN_IF_ERROR(Reopen());
+  std::vector<std::pair<int64_t, std::string>> blobs;
+  int64_t bytes = 0;
+  for (const auto& [hour, data] : work.hours) {
+    blobs.emplace_back(hour, encoder.Encode(data));
+    bytes += static_cast<int64_t>(blobs.back().second.size()) + 64;
+  }
+  for (const QuarantineRecord& q : work.quarantine) bytes += static_cast<int64_t>(QuarantineBytes(q, opt.quarantine_raw_limit));
+  bytes += static_cast<int64_t>(work.gaps.size() * 96 + work.state.size() * 96);
+  const int64_t pages_needed = bytes / page_size + 2 * static_cast<int64_t>(blobs.size()) + 2;
+  for (int attempt = 0;; ++attempt) {
+    ClearLastFailedSqliteCode();
+    Status s;
+    if (opt.on_full == OnFull::kDropOldest) {
+      bool evicted = false;
+      s = EnsureSpace(pages_needed, &evicted);
+    }
+    std::vector<ChunkMeta> added;
+    if (s.ok()) s = WriteTransaction(work, blobs, &added);
+    if (s.ok()) {
+      pending_chunks.insert(pending_chunks.end(), added.begin(), added.end());
+      for (const ChunkMeta& m : added) newest_hour = std::max(newest_hour, m.hour);
+      disk_full = false;
+      UpdateFullState();
+      return Status::Ok();
+    }
+    const int code = LastFailedSqliteCode();
+    if ((code & 0xff) == SQLITE_FULL) {
+      // The budget (max_page_count) or the file system. Either way the policy applies: free
+      // pages inside the file are reused without growing it, so eviction helps in both cases.
+      Result<int64_t> free_pages = FreePages();
+      const bool budget = free_pages.ok() && *free_pages < pages_needed + 1;
+      struct statvfs vfs;
+      const std::string dir = opt.path.substr(0, opt.path.find_last_of('/') + 1);
+      disk_full = !budget || (::statvfs(dir.empty() ? "." : dir.c_str(), &vfs) == 0 &&
+                              static_cast<uint64_t>(vfs.f_bavail) * vfs.f_frsize < static_cast<uint64_t>(bytes) + (1 << 20));
+      if (opt.on_full == OnFull::kDropOldest && attempt < 3) {
+        int64_t freed = 0;
+        Status e = Evict(std::max<int64_t>(pages_needed * 2, 16), &freed);
+        if (e.ok() && freed > 0) continue;
+        if (!e.ok()) NoteFailure(e, LastFailedSqliteCode());
+      }
+      if (!io_failed) state = WriterState::kFull;
+      return ResourceExhaustedError(StrFormat("%s: %s", disk_full.load() ? "file system full" : "buffer.max_size reached",
+                                              s.message().c_str()));
+    }
+    NoteFailure(s, code);
+    return s;
+  }
+}
+
+}  // namespace edgepipe::buffer

@@ -1,0 +1,168 @@
+// Private state of buffer::Store, shared by its implementation files:
+//   store.cpp          public API, the writer thread and its state machine
+//   store_open.cpp     opening: pragmas, quick_check, moving a corrupt file aside, migrations
+//   store_commit.cpp   group commits, the disk budget, eviction and gap records
+//   store_batches.cpp  claiming, leasing, acknowledging batches; merging small chunks
+//   store_stats.cpp    statistics (also read-only from another process)
+//
+// Locks: `mu` guards what appenders, waiters and the writer share (the commit queue, tickets,
+// the writer's state); `db_mu` guards the SQLite connection and everything derived from the
+// database (the pending-chunk index, leases). Never take `db_mu` while holding `mu`; the
+// reverse order (db_mu then mu) is allowed and used by AckBatch to wake the writer.
+//
+// Writer states (see WriterLoop):
+//
+//        commit ok                       SQLITE_FULL (budget or disk)
+//   OK ─────────────► OK           OK ─────────────────────────────► FULL
+//   FULL ── space freed by eviction or AckBatch, commit ok ─────────► OK
+//   OK/FULL ── write/fsync I/O error, SQLITE_CORRUPT ──► IO_ERROR ── reopen ok ──► OK
+//
+// In IO_ERROR nothing is written through the old connection (an fsync that failed once may
+// have dropped dirty pages: LevelDB's bg_error_, SQLite's pager ERROR state); the writer
+// closes and reopens the database (quick_check, moving it aside if damaged) after a backoff,
+// while appends keep queueing in memory up to max_memory_readings.
+#pragma once
+
+#include <sqlite3.h>
+
+#include <atomic>
+#include <condition_variable>
+#include <map>
+#include <mutex>
+#include <set>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "chunk_codec.h"
+#include "chunk_data.h"
+#include "edgepipe/buffer/store.h"
+
+namespace edgepipe::buffer {
+
+// A committed chunk not yet claimed into a batch (the in-memory index of the chunks table, so
+// claims, merges and eviction never scan the table).
+struct ChunkMeta {
+  int64_t id = 0;
+  int64_t hour = 0;
+  int64_t first_ts = 0;
+  int64_t last_ts = 0;
+  uint64_t count = 0;
+  uint64_t est_bytes = 0;     // estimated NDJSON size (batch policy)
+  uint64_t stored_bytes = 0;  // BLOB size
+  int64_t mono_us = 0;        // monotonic time of its commit in this process; 0 = earlier run
+};
+
+// Work queued for the next group commit.
+struct Pending {
+  std::map<int64_t, ChunkData> hours;  // readings by UTC hour, arrival order within the hour
+  // Per hour: (end index in that hour's ChunkData, ticket) for each append that added to it,
+  // so dropping readings from memory knows whose they were.
+  std::map<int64_t, std::vector<std::pair<size_t, uint64_t>>> marks;
+  size_t readings = 0;
+  std::vector<QuarantineRecord> quarantine;
+  std::vector<GapRecord> gaps;
+  std::map<std::string, std::string> state;     // source state, latest value per key
+  std::map<std::string, int64_t> counter_deltas;  // counted in memory, persisted with the commit
+
+  bool empty() const { return readings == 0 && quarantine.empty() && gaps.empty() && state.empty() && counter_deltas.empty(); }
+  size_t items() const { return readings + quarantine.size() + gaps.size(); }
+  // Appends `later` after everything here (used to put failed work back in front).
+  void Absorb(Pending&& later);
+  void AddReadings(std::span<const Reading> readings, uint64_t ticket);
+  // Adds a gap, merging it into a queued one of the same source, sensor and reason.
+  void AddGap(const GapRecord& g);
+};
+
+enum class WriterState { kOk, kFull, kIoError };
+const char* WriterStateName(WriterState s);
+
+struct Store::Impl {
+  Options opt;
+  Clock* clock = nullptr;
+  std::string instance_id;
+
+  // ---- guarded by db_mu ----
+  std::mutex db_mu;
+  sqlite3* db = nullptr;
+  int64_t page_size = 4096;
+  int64_t max_pages = 0;         // the main file's share of the budget, in pages
+  int64_t wal_allowance = 0;     // bytes of the budget kept for the WAL
+  std::vector<ChunkMeta> pending_chunks;  // unclaimed chunks, ascending id
+  int64_t newest_hour = INT64_MIN;        // hour of the newest committed chunk
+  std::set<uint64_t> leased;
+  ChunkEncoder encoder;
+  bool io_failed = false;        // IO_ERROR: no writes through this connection
+  Status io_error;
+  std::string recovered_from;    // file a corrupt database was moved to (this process)
+
+  // ---- guarded by mu ----
+  std::mutex mu;
+  std::condition_variable writer_cv;
+  std::condition_variable durable_cv;
+  Pending pending;
+  int64_t pending_since_mono = 0;
+  uint64_t appended_ticket = 0;   // last ticket handed out
+  uint64_t durable_ticket = 0;    // every ticket <= this is committed (or reported dropped)
+  uint64_t error_generation = 0;  // bumped on each failed commit
+  Status last_error;
+  std::set<uint64_t> dropped_tickets;  // appends whose readings were dropped from memory
+  bool urgent = false;
+  bool kick = false;              // space was freed: retry a failed commit now
+  bool stop = false;
+  std::thread writer;
+
+  // Written by the writer (and AckBatch), read anywhere.
+  std::atomic<WriterState> state{WriterState::kOk};
+  std::atomic<bool> disk_full{false};  // the last SQLITE_FULL came from the file system
+  std::atomic<uint64_t> commits{0};
+  std::atomic<uint64_t> commit_errors{0};
+  std::atomic<uint64_t> merges{0};
+  std::atomic<uint64_t> evictions{0};
+  std::atomic<uint64_t> reopens{0};
+  std::atomic<uint64_t> memory_readings{0};
+
+  ~Impl() { CloseDb(); }
+
+  // store_open.cpp
+  Status OpenDatabase();          // open (moving a corrupt file aside), migrate, load the index
+  Status OpenAndCheck(bool* corrupt);
+  Status Migrate(int from_version);
+  Status LoadPendingIndex();
+  Status Reopen();                // IO_ERROR -> OK
+  void CloseDb();
+
+  // store_commit.cpp
+  Status CommitWork(Pending& work);
+  Status WriteTransaction(Pending& work, std::vector<std::pair<int64_t, std::string>>& blobs,
+                          std::vector<ChunkMeta>* added);
+  Status AddCounter(const char* name, int64_t delta);
+  Result<int64_t> FreePages();    // pages the main file may still use within the budget
+  Status EnsureSpace(int64_t pages_needed, bool* evicted_any);
+  Status Evict(int64_t pages_to_free, int64_t* freed_pages);
+  Status RecordGapsInDb(const std::vector<GapRecord>& gaps);
+  void UpdateFullState();
+  void NoteFailure(const Status& s, int sqlite_code);
+
+  // store_batches.cpp
+  Result<std::optional<uint64_t>> ClaimReadings(const BatchPolicy& policy, bool flush);
+  Result<std::optional<uint64_t>> ClaimQuarantine(const BatchPolicy& policy, bool flush);
+  Result<std::optional<Batch>> LoadBatch(uint64_t id);
+  Status SetAsideDamaged(int64_t chunk_id, const std::string& error, std::optional<uint64_t> batch_id);
+  bool MergeOnce();               // one merge step; true when it merged something
+  Result<ChunkData> ReadChunk(int64_t id);
+
+  // store.cpp
+  void WriterLoop();
+  Result<uint64_t> Enqueue(Pending&& add, std::span<const Reading> readings);
+  void DropOldestInMemory(size_t n);  // under mu
+  std::string BatchName(uint64_t id) const;
+  Status CheckWritable() const;   // under db_mu: OK unless IO_ERROR
+};
+
+// sqlite3 extended result code of the last failure on `db` (0 when none).
+int LastSqliteCode(sqlite3* db);
+bool IsIoWriteError(int code);    // write, fsync, truncate... : enter IO_ERROR
+bool IsCorruptionCode(int code);  // SQLITE_CORRUPT, SQLITE_NOTADB, read errors at open
+
+}  // namespace edgepipe::buffer

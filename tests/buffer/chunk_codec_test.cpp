@@ -1,0 +1,236 @@
+// Chunk format v2 (docs/buffer-format.md): lossless round trips, column choices, damaged input.
+#include "chunk_codec.h"
+
+#include <bit>
+#include <cmath>
+#include <cstring>
+#include <limits>
+#include <random>
+
+#include "column_codec.h"
+#include "datasets.h"
+#include "edgepipe/core/log.h"
+#include "test_util.h"
+
+#include <CppUTest/TestHarness.h>
+
+using namespace edgepipe;
+using namespace edgepipe::buffer;
+
+namespace {
+
+Reading R(const std::string& sensor, int64_t ts, double v) {
+  Reading r;
+  r.sensor = sensor;
+  r.ts_us = ts;
+  r.value = v;
+  r.unit = "Cel";
+  r.source = "test";
+  return r;
+}
+
+// Bit-exact comparison (operator== would call NaN != NaN and -0.0 == 0.0).
+bool SameBits(const Reading& a, const Reading& b) {
+  return a.sensor == b.sensor && a.ts_us == b.ts_us && std::bit_cast<uint64_t>(a.value) == std::bit_cast<uint64_t>(b.value) &&
+         a.type == b.type && a.quality == b.quality && a.unit == b.unit && a.text == b.text && a.source == b.source &&
+         a.seq == b.seq;
+}
+
+void CheckRoundTrip(const std::vector<Reading>& in) {
+  std::string blob = EncodeChunk(in);
+  CHECK(!blob.empty());
+  LONGS_EQUAL(kChunkFormatV2, static_cast<uint8_t>(blob[0]));
+  Result<std::vector<Reading>> out = DecodeChunk(blob);
+  CHECK_TRUE_TEXT(out.ok(), out.status().ToString().c_str());
+  LONGS_EQUAL(in.size(), out->size());
+  for (size_t i = 0; i < in.size(); ++i) {
+    if (!SameBits(in[i], (*out)[i])) FAIL(StrFormat("reading %zu differs", i).c_str());
+  }
+}
+
+}  // namespace
+
+TEST_GROUP(ChunkCodec) {};
+
+TEST(ChunkCodec, DecimalExponentIsTheShortestExactScale) {
+  LONGS_EQUAL(2, MinDecimalExponent(21.37));
+  LONGS_EQUAL(1, MinDecimalExponent(0.1));
+  LONGS_EQUAL(0, MinDecimalExponent(-200));
+  LONGS_EQUAL(0, MinDecimalExponent(0.0));
+  LONGS_EQUAL(3, MinDecimalExponent(-99999.992));
+  LONGS_EQUAL(14, MinDecimalExponent(74.93588199999998));
+  LONGS_EQUAL(-1, MinDecimalExponent(-0.0));  // the sign of zero does not survive an integer
+  LONGS_EQUAL(-1, MinDecimalExponent(std::nan("")));
+  LONGS_EQUAL(-1, MinDecimalExponent(std::numeric_limits<double>::infinity()));
+  LONGS_EQUAL(-1, MinDecimalExponent(1e300));
+  LONGS_EQUAL(16, MinDecimalExponent(1.0 / 3.0));  // 0.3333333333333333 is its shortest decimal
+  LONGS_EQUAL(-1, MinDecimalExponent(1e-20));        // beyond the largest scale, 10^18
+  LONGS_EQUAL(-1, MinDecimalExponent(-2.77555756156289e-17));  // from the Beijing TEMP column
+}
+
+TEST(ChunkCodec, EveryFieldRoundTripsBitForBitInStoredOrder) {
+  std::vector<Reading> in;
+  for (int i = 0; i < 300; ++i) in.push_back(R("t" + std::to_string(i % 7), 1'700'000'000'000'000 + i * 1000, 20 + 0.01 * i));
+  in[3].quality = kQualityStuck | kQualitySpike;
+  in[4].type = ValueType::kString;
+  in[4].text = "open";
+  in[5].type = ValueType::kBool;
+  in[5].value = 1;
+  in[6].seq = UINT64_MAX;  // wraps to the next sequence number
+  in[13].seq = 7;
+  in[7].value = -0.0;
+  in[8].value = std::bit_cast<double>(0x7ff8dead00000001ull);  // a NaN with a payload
+  in[9].value = std::numeric_limits<double>::infinity();
+  in[10].value = std::numeric_limits<double>::denorm_min();
+  in[11].unit = "";
+  in[12].source = "other";
+  in[14].ts_us = INT64_MIN;
+  in[21].ts_us = INT64_MAX;
+  in[28].ts_us = -5;  // before 1970, out of order
+  CheckRoundTrip(in);
+  CheckRoundTrip({});
+  CheckRoundTrip({R("only", 42, 1.5)});
+}
+
+TEST(ChunkCodec, RandomDoublesAndTimestampsRoundTrip) {
+  std::mt19937_64 rng(7);
+  for (int round = 0; round < 20; ++round) {
+    std::vector<Reading> in;
+    const int n = 1 + static_cast<int>(rng() % 2000);
+    for (int i = 0; i < n; ++i) {
+      Reading r = R("s" + std::to_string(rng() % 13), static_cast<int64_t>(rng()), std::bit_cast<double>(rng()));
+      if (rng() % 3 == 0) r.value = std::round(std::bit_cast<double>(rng() >> 12) * 1000) / 1000;
+      if (rng() % 5 == 0) r.ts_us = 1'700'000'000'000'000 + static_cast<int64_t>(rng() % 1000) * 1000;
+      r.quality = static_cast<uint32_t>(rng() % 4 == 0 ? rng() : 0);
+      r.seq = rng() % 2 ? rng() : static_cast<uint64_t>(i);
+      if (rng() % 50 == 0) {
+        r.type = ValueType::kString;
+        r.text = std::string(rng() % 40, 'x');
+      }
+      in.push_back(r);
+    }
+    CheckRoundTrip(in);
+  }
+}
+
+TEST(ChunkCodec, DecimalValuesCostFarLessThanRawDoubles) {
+  std::vector<Reading> dec, raw;
+  std::mt19937 rng(3);
+  double t = 20.0;
+  for (int i = 0; i < 10'000; ++i) {
+    t += (static_cast<int>(rng() % 5) - 2) * 0.1;
+    char buf[32];
+    snprintf(buf, sizeof buf, "%.1f", t);
+    dec.push_back(R("t", 1'700'000'000'000'000 + i * 1'000'000LL, std::strtod(buf, nullptr)));
+    raw.push_back(R("t", 1'700'000'000'000'000 + i * 1'000'000LL, std::bit_cast<double>(rng() | (uint64_t{rng()} << 32))));
+  }
+  ChunkData d;
+  d.Append(dec);
+  ChunkColumnSizes sizes = MeasureColumns(d);
+  // One byte per decimal delta before zstd (the deltas are -0.2..0.2, i.e. -2..2 at scale 10^-1).
+  CHECK(sizes.values <= 10'000 + 16);
+  LONGS_EQUAL(1 + 1 + 9'999, sizes.timestamps);  // unit byte, first ts, 9999 zero delta-of-deltas
+  const size_t dec_size = EncodeChunk(dec).size(), raw_size = EncodeChunk(raw).size();
+  CHECK_TEXT(dec_size * 8 < raw_size, StrFormat("%zu vs %zu", dec_size, raw_size).c_str());
+  CheckRoundTrip(dec);
+  CheckRoundTrip(raw);
+}
+
+TEST(ChunkCodec, OffGridValuesBecomeExceptionsWithoutCoarseningTheSeries) {
+  std::vector<Reading> in;
+  for (int i = 0; i < 1000; ++i) in.push_back(R("so2", i * 1'000'000LL, i % 50));
+  in[100].value = 0.2856;              // a converted value among integers (Beijing SO2)
+  in[200].value = 4.66666666666667;    // a gap-filled value
+  in[300].value = std::nan("");
+  ChunkData d;
+  d.Append(in);
+  // Scale 10^0 with three exceptions (10 bytes each), not scale 10^14 for everything.
+  CHECK(MeasureColumns(d).values < 1000 + 3 * 10 + 8);
+  CheckRoundTrip(in);
+}
+
+TEST(ChunkCodec, FormatV1ChunksStillDecode) {
+  std::vector<Reading> in;
+  for (int i = 0; i < 20; ++i) in.push_back(R("a" + std::to_string(i % 2), 1000 + i, i * 0.5));
+  in[3].type = ValueType::kString;
+  in[3].text = "x";
+  std::string v1 = EncodeChunkV1ForTest(in);
+  LONGS_EQUAL(kChunkFormatV1, static_cast<uint8_t>(v1[0]));
+  Result<std::vector<Reading>> out = DecodeChunk(v1);
+  CHECK_TRUE(out.ok());
+  CHECK_TRUE(in == *out);
+}
+
+TEST(ChunkCodec, DamagedChunksAreDataLossNeverACrash) {
+  std::vector<Reading> in;
+  for (int i = 0; i < 200; ++i) in.push_back(R("t" + std::to_string(i % 5), 1'700'000'000'000'000 + i * 1000, i * 0.25));
+  in[10].type = ValueType::kString;
+  in[10].text = "hello";
+  const std::string blob = EncodeChunk(in);
+  for (size_t len = 0; len < blob.size(); ++len) {
+    Result<std::vector<Reading>> r = DecodeChunk(std::string_view(blob).substr(0, len));
+    CHECK_FALSE(r.ok());
+    CHECK(r.status().code() == StatusCode::kDataLoss);
+  }
+  std::mt19937 rng(11);
+  for (int i = 0; i < 2000; ++i) {
+    std::string bad = blob;
+    bad[rng() % bad.size()] ^= static_cast<char>(1 + rng() % 255);
+    Result<std::vector<Reading>> r = DecodeChunk(bad);
+    // zstd's checksum catches payload damage; header damage is caught by the frame or columns.
+    if (r.ok()) CHECK(static_cast<uint8_t>(bad[0]) == kChunkFormatV2);
+    else CHECK(r.status().code() == StatusCode::kDataLoss);
+  }
+  CHECK(DecodeChunk(std::string("\x09junk", 5)).status().message().find("version 9") != std::string::npos);
+}
+
+TEST(ChunkCodec, SliceAndAppendKeepOrderAndContent) {
+  std::vector<Reading> in;
+  for (int i = 0; i < 100; ++i) in.push_back(R("s" + std::to_string(i % 3), i, i));
+  in[50].type = ValueType::kString;
+  in[50].text = "t";
+  ChunkData all;
+  all.Append(in);
+  ChunkData a = all.Slice(0, 37), b = all.Slice(37, 100);
+  LONGS_EQUAL(37, a.size());
+  ChunkData joined = a;
+  joined.AppendChunk(b);
+  CHECK_TRUE(in == joined.ToReadings());
+  CHECK_TRUE(std::vector<Reading>(in.begin() + 37, in.end()) == b.ToReadings());
+  LONGS_EQUAL(36, a.MaxTs());
+  LONGS_EQUAL(37, b.MinTs());
+  Result<ChunkData> back = DecodeChunkData(EncodeChunk(joined.ToReadings()));
+  CHECK_TRUE(back.ok());
+  CHECK_TRUE(in == back->ToReadings());
+}
+
+TEST(ChunkCodec, RealDataSetsRoundTripAndCompressBelowTwoBytesPerReading) {
+  std::string dir = edgepipe::testing::DataFile("README.md");
+  dir = dir.substr(0, dir.size() - std::string("/README.md").size());
+  Result<std::vector<bench::Dataset>> all = bench::LoadAll(dir);
+  CHECK_TRUE_TEXT(all.ok(), all.status().ToString().c_str());
+  // A 100-sensor 1 Hz feed over every data set, in 10,000-reading chunks (merged chunks).
+  bench::Feed feed(bench::MixedSensors(*all, 100), 1'700'000'000'000'000, bench::TimeMode::kExact);
+  std::vector<Reading> rs;
+  for (int i = 0; i < 600; ++i) feed.Second(i, &rs);
+  size_t bytes = 0;
+  for (size_t off = 0; off < rs.size(); off += 10'000) {
+    std::vector<Reading> part(rs.begin() + off, rs.begin() + std::min(rs.size(), off + 10'000));
+    std::string blob = EncodeChunk(part);
+    bytes += blob.size();
+    Result<std::vector<Reading>> back = DecodeChunk(blob);
+    CHECK_TRUE(back.ok());
+    for (size_t i = 0; i < part.size(); ++i)
+      if (!SameBits(part[i], (*back)[i])) FAIL(StrFormat("%s reading %zu differs", part[i].sensor.c_str(), i).c_str());
+  }
+  const double per = static_cast<double>(bytes) / rs.size();
+  CHECK_TEXT(per < 2.0, StrFormat("%.3f bytes per reading", per).c_str());
+  // Every value of every series, in one chunk per series: bit-exact.
+  for (const bench::Dataset& d : *all) {
+    for (const bench::Series& s : d.series) {
+      std::vector<Reading> one;
+      for (size_t i = 0; i < s.values.size(); ++i) one.push_back(R(s.name, static_cast<int64_t>(i) * 3'600'000'000LL, s.values[i]));
+      CheckRoundTrip(one);
+    }
+  }
+}
