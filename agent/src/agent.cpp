@@ -7,6 +7,7 @@
 
 #include "edgepipe/core/log.h"
 #include "edgepipe/core/time_util.h"
+#include "telemetry.h"  // complete type for ~Agent
 
 namespace edgepipe::agent {
 namespace {
@@ -70,12 +71,23 @@ ValidationStats Ingest::stats() const {
 
 // ---- Agent ----
 
-Agent::Agent(Config config, Clock& clock) : config_(std::move(config)), clock_(clock) {}
+Agent::Agent(Config config, Clock& clock, AgentHooks hooks)
+    : config_(std::move(config)), clock_(clock), hooks_(std::move(hooks)) {
+  InitService();
+}
 
-Agent::~Agent() { Shutdown().IgnoreError(); }
+Agent::~Agent() {
+  Shutdown().IgnoreError();
+  // After an abandoned upload the thread may still be inside the sink: wait for it here (main
+  // exits with _exit instead of getting here, see upload_abandoned()).
+  if (upload_thread_.joinable()) upload_thread_.join();
+}
 
 Status Agent::Start() {
   started_mono_ = clock_.MonotonicNowUs();
+  BlockSignals();
+  // Opening (checking, recovering) a large database can outlast systemd's start timeout.
+  std::unique_ptr<TimeoutExtender> extend = ExtendStartTimeout();
   buffer::Options bopt = config_.buffer;
   bopt.clock = &clock_;
   Result<std::unique_ptr<buffer::Store>> store = buffer::Store::Open(bopt);
@@ -87,8 +99,10 @@ Status Agent::Start() {
   Result<std::vector<Reading>> recent = store_->RecentReadings(50'000);
   if (recent.ok()) ingest_->Seed(*recent);
   else EP_LOG_WARN(kLog, "could not read recent readings for duplicate detection: %s", recent.status().ToString().c_str());
+  extend.reset();
 
-  Result<std::unique_ptr<uploader::Sink>> sink = MakeSink(config_.upload, clock_, config_.device.id);
+  Result<std::unique_ptr<uploader::Sink>> sink =
+      hooks_.make_sink ? hooks_.make_sink(config_.upload) : MakeSink(config_.upload, clock_, config_.device.id);
   if (!sink.ok()) return sink.status();
   sink_ = std::move(*sink);
   uploader::ObjectOptions oopt;
@@ -100,7 +114,7 @@ Status Agent::Start() {
   oopt.context.labels = config_.device.labels;
   uploader::UploaderOptions uopt = MakeUploaderOptions(config_);
   uploader_ = std::make_unique<uploader::Uploader>(*store_, uploader::ObjectBuilder(oopt), *sink_, clock_, uopt);
-  upload_thread_ = std::thread([this] { uploader_->Run(); });
+  StartUploadThread();
 
   if (config_.republish.enabled) {  // issue 6: local republish of validated readings
     fb::RepublishOptions ropt = config_.republish.options;
@@ -123,6 +137,7 @@ Status Agent::Start() {
     if (!s.ok()) return Status(s.code(), "source " + sc.name + ": " + s.message());
     sources_.push_back(std::move(*src));
   }
+  StartTelemetry();
   EP_LOG_NOTICE(kLog, "started: device %s, %zu source(s), buffer %s, destination %s", config_.device.id.c_str(),
                 sources_.size(), config_.buffer.path.c_str(), sink_->Describe().c_str());
   return Status::Ok();
@@ -136,12 +151,30 @@ void Agent::RequestStop() {
 
 Status Agent::Run(int64_t duration_us) {
   boost::asio::io_context io;
-  boost::asio::signal_set signals(io, SIGINT, SIGTERM);
-  signals.async_wait([&](const boost::system::error_code& ec, int signo) {
-    if (ec) return;
-    EP_LOG_NOTICE(kLog, "received %s, shutting down", signo == SIGTERM ? "SIGTERM" : "SIGINT");
-    io.stop();
-  });
+  boost::asio::signal_set signals(io, SIGINT, SIGTERM, SIGHUP);
+  std::function<void()> wait_signal = [&] {
+    signals.async_wait([&](const boost::system::error_code& ec, int signo) {
+      if (ec) return;
+      if (signo == SIGHUP) {
+        Reload().IgnoreError();  // Reload logs and counts every outcome itself
+        wait_signal();
+        return;
+      }
+      EP_LOG_NOTICE(kLog, "received %s, shutting down", signo == SIGTERM ? "SIGTERM" : "SIGINT");
+      io.stop();
+    });
+  };
+  wait_signal();
+  UnblockSignals();  // signals that arrived during Start() are delivered now, to the handler above
+  // Watchdog: pings only from this loop, and only while the buffer writer is healthy.
+  boost::asio::steady_timer health_timer(io);
+  std::function<void()> arm_health = [&] {
+    HealthCheck();
+    health_timer.expires_after(std::chrono::microseconds(HealthIntervalUs()));
+    health_timer.async_wait([&](const boost::system::error_code& ec) {
+      if (!ec) arm_health();
+    });
+  };
   boost::asio::steady_timer deadline(io);
   if (duration_us > 0) {
     deadline.expires_after(std::chrono::microseconds(duration_us));
@@ -154,15 +187,17 @@ Status Agent::Run(int64_t duration_us) {
     status_timer.expires_after(std::chrono::microseconds(config_.agent.status_interval_us));
     status_timer.async_wait([&](const boost::system::error_code& ec) {
       if (ec) return;
-      EP_LOG_INFO(kLog, "%s", StatusLine().c_str());
+      EP_LOG_INFO(kLog, "%s", PeriodicStatusLine().c_str());
       arm_status();
     });
   };
   arm_status();
+  arm_health();
   {
     std::lock_guard<std::mutex> lock(stop_mu_);
     wake_ = [&io] { boost::asio::post(io, [&io] { io.stop(); }); };
   }
+  NotifyReady();
   if (!stop_requested_) io.run();
   {
     std::lock_guard<std::mutex> lock(stop_mu_);
@@ -174,12 +209,15 @@ Status Agent::Run(int64_t duration_us) {
 Status Agent::Shutdown() {
   if (shut_down_) return Status::Ok();
   shut_down_ = true;
+  NotifyStopping();
   stopped_mono_ = clock_.MonotonicNowUs();
+  // 1. Inputs first: once Stop() returns a source makes no further calls into the buffer.
   for (auto& s : sources_) s->Stop();
   if (republisher_) {
     ingest_->SetAcceptedHook(nullptr);
     republisher_->Stop();
   }
+  // 2. Commit everything held in memory.
   Status result;
   if (store_) {
     Status s = store_->Flush();
@@ -188,17 +226,12 @@ Status Agent::Shutdown() {
       result = s;
     }
   }
-  if (uploader_) {
-    uploader_->Stop();
-    if (upload_thread_.joinable()) upload_thread_.join();
-    if (config_.agent.shutdown_timeout_us > 0) {
-      Status d = uploader_->Drain(clock_.MonotonicNowUs() + config_.agent.shutdown_timeout_us);
-      if (!d.ok())
-        EP_LOG_WARN(kLog, "not everything was delivered before exit (it stays in the buffer for next time): %s",
-                    d.ToString().c_str());
-    }
-  }
+  // 3. Let the in-flight upload finish and drain the buffer, within agent.shutdown_timeout; what
+  //    is still in flight then is abandoned (it stays claimed in the buffer for the next start).
+  if (uploader_) WaitForUploads(clock_.MonotonicNowUs() + config_.agent.shutdown_timeout_us).IgnoreError();
+  StopTelemetry();
   EP_LOG_NOTICE(kLog, "stopped. %s", StatusLine().c_str());
+  RestoreSignals();
   return result;
 }
 
@@ -213,8 +246,9 @@ RunSummary Agent::Summary() {
   return s;
 }
 
-std::string Agent::StatusLine() {
-  RunSummary s = Summary();
+std::string Agent::StatusLine() { return StatusLineFor(Summary()); }
+
+std::string StatusLineFor(const RunSummary& s) {
   std::string line = StrFormat(
       "readings in %llu, accepted %llu, rejected %llu; buffer %llu pending + %llu in memory; delivered %llu objects "
       "(%llu readings, %llu bytes)",

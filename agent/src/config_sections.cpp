@@ -3,6 +3,7 @@
 #include <regex>
 
 #include "config_schema.h"
+#include "edgepipe/agent/metrics.h"
 #include "edgepipe/uploader/object.h"
 #include "edgepipe/uploader/schedule.h"
 
@@ -69,7 +70,25 @@ const Section<AgentConfig>& AgentSection() {
     sec.fields.push_back(DurationField<AgentConfig>("status_interval", &AgentConfig::status_interval_us, kSec, kDay,
         "How often a one-line status summary (buffer depth, uploads, rejects) is logged."));
     sec.fields.push_back(DurationField<AgentConfig>("shutdown_timeout", &AgentConfig::shutdown_timeout_us, 0, 10 * kMin,
-        "On SIGTERM, how long to keep uploading what is buffered before exiting (data not sent stays in the buffer)."));
+        "On SIGTERM, how long to keep uploading what is buffered before exiting (data not sent stays in the buffer). "
+        "Keep it below the unit's TimeoutStopSec= (30 s in packaging/edgepipe.service)."));
+    sec.fields.push_back(DurationField<AgentConfig>("stats_interval", &AgentConfig::stats_interval_us, 100 * kMs, kHour,
+        "How often the live counters are refreshed: systemd's STATUS= line, the status file and the metrics gauges."));
+    sec.fields.push_back(DurationField<AgentConfig>("writer_stall_timeout", &AgentConfig::writer_stall_timeout_us, kSec,
+        kHour, "When one buffer commit takes longer than this, the agent stops pinging the systemd watchdog (which "
+        "then restarts it after WatchdogSec=) and reports the writer as stalled."));
+    sec.fields.push_back(StringField<AgentConfig>("metrics_listen", &AgentConfig::metrics_listen,
+        "Serve Prometheus metrics at http://ADDRESS/metrics, e.g. `\"127.0.0.1:9464\"`. Loopback addresses only "
+        "(127.0.0.0/8, `[::1]`, `localhost`); empty = no endpoint.", false, [](const std::string& v) {
+          std::string host;
+          int port = 0;
+          return v.empty() ? std::string() : ParseLoopbackListen(v, &host, &port);
+        }));
+    Field<AgentConfig> status_file = StringField<AgentConfig>("status_file", &AgentConfig::status_file,
+        "Where the live counters are written (Prometheus text, replaced atomically every `stats_interval`) for "
+        "`edgepipe status` and node_exporter's textfile collector. Relative paths are relative to the config file.");
+    status_file.doc.default_text = "(edgepipe-status.prom beside buffer.path)";
+    sec.fields.push_back(status_file);
     return sec;
   }();
   return s;

@@ -9,6 +9,7 @@
 #include <iostream>
 #include <nlohmann/json.hpp>
 
+#include "commands.h"
 #include "edgepipe/agent/agent.h"
 #include "edgepipe/agent/config.h"
 #include "edgepipe/core/log.h"
@@ -125,7 +126,9 @@ int CmdRun(const std::string& config_path, const std::string& state_dir, const s
     }
     duration_us = *d;
   }
-  Agent agent(cfg);
+  AgentHooks hooks;
+  hooks.log_level_from_command_line = !log_level.empty();
+  Agent agent(cfg, RealClock::Default(), hooks);
   Status s = agent.Start();
   if (!s.ok()) {
     EP_LOG_ERROR("agent", "cannot start: %s", s.ToString().c_str());
@@ -139,6 +142,13 @@ int CmdRun(const std::string& config_path, const std::string& state_dir, const s
     std::ofstream out(summary_json);
     out << SummaryJson(sum).dump(2) << "\n";
   }
+  if (agent.upload_abandoned()) {
+    // An upload thread may still be inside the sink: leave without running destructors. The
+    // buffer is committed; the abandoned batch stays claimed and is re-sent at the next start.
+    fflush(stdout);
+    fflush(stderr);
+    _exit(s.ok() ? 0 : 1);
+  }
   return s.ok() ? 0 : 1;
 }
 
@@ -151,62 +161,6 @@ int CmdCheckConfig(const std::string& path) {
   const Config& c = *pr.config;
   printf("%s: OK (device %s, %zu source%s, buffer %s, destination %s)\n", path.c_str(), c.device.id.c_str(),
          c.sources.size(), c.sources.size() == 1 ? "" : "s", c.buffer.path.c_str(), c.upload.url.c_str());
-  return 0;
-}
-
-int CmdStatus(const std::string& path, bool json) {
-  ParseResult pr = LoadConfigFile(path);
-  if (!pr.config) {
-    PrintProblems(pr.problems);
-    return kExitConfig;
-  }
-  const Config& c = *pr.config;
-  Result<buffer::Stats> st = buffer::ReadStats(c.buffer.path);
-  if (!st.ok()) {
-    fprintf(stderr, "edgepipe: %s\n", st.status().ToString().c_str());
-    return 1;
-  }
-  const int64_t now = RealClock::Default().SystemNowUs();
-  if (json) {
-    nlohmann::json j = {{"device", c.device.id},
-                        {"buffer_path", c.buffer.path},
-                        {"pending_readings", st->pending_readings},
-                        {"claimed_batches", st->claimed_batches},
-                        {"claimed_readings", st->claimed_readings},
-                        {"oldest_pending", st->oldest_pending_ts_us ? FormatIso8601Ms(st->oldest_pending_ts_us) : ""},
-                        {"quarantine_rows", st->quarantine_rows},
-                        {"gap_rows", st->gap_rows},
-                        {"db_bytes", st->db_bytes},
-                        {"readings_committed", st->readings_committed},
-                        {"readings_acked", st->readings_acked},
-                        {"batches_acked", st->batches_acked},
-                        {"readings_dropped", st->readings_dropped},
-                        {"last_upload", st->last_ack_time_us ? FormatIso8601Ms(st->last_ack_time_us) : ""},
-                        {"last_upload_key", st->last_ack_key}};
-    printf("%s\n", j.dump(2).c_str());
-    return 0;
-  }
-  printf("device:            %s\n", c.device.id.c_str());
-  printf("buffer:            %s (%s on disk)\n", c.buffer.path.c_str(), Human(st->db_bytes).c_str());
-  printf("pending readings:  %llu in %llu chunks\n", static_cast<unsigned long long>(st->pending_readings),
-         static_cast<unsigned long long>(st->pending_chunks));
-  printf("claimed batches:   %llu (%llu readings awaiting confirmation)\n",
-         static_cast<unsigned long long>(st->claimed_batches), static_cast<unsigned long long>(st->claimed_readings));
-  if (st->oldest_pending_ts_us)
-    printf("oldest pending:    %s (%.0f s ago)\n", FormatIso8601Ms(st->oldest_pending_ts_us).c_str(),
-           (now - st->oldest_pending_ts_us) / 1e6);
-  else
-    printf("oldest pending:    -\n");
-  if (st->last_ack_time_us)
-    printf("last upload:       %s (%.0f s ago) %s\n", FormatIso8601Ms(st->last_ack_time_us).c_str(),
-           (now - st->last_ack_time_us) / 1e6, st->last_ack_key.c_str());
-  else
-    printf("last upload:       never\n");
-  printf("quarantine rows:   %llu\n", static_cast<unsigned long long>(st->quarantine_rows));
-  printf("gap records:       %llu\n", static_cast<unsigned long long>(st->gap_rows));
-  printf("lifetime:          %llu committed, %llu delivered in %llu batches, %llu dropped\n",
-         static_cast<unsigned long long>(st->readings_committed), static_cast<unsigned long long>(st->readings_acked),
-         static_cast<unsigned long long>(st->batches_acked), static_cast<unsigned long long>(st->readings_dropped));
   return 0;
 }
 

@@ -174,6 +174,10 @@ Result<uint64_t> Store::Impl::Enqueue(Pending&& add, std::span<const Reading> re
 // ---- Impl: writer ----
 
 void Store::Impl::WriterLoop() {
+  struct Exited {
+    std::atomic<bool>& flag;
+    ~Exited() { flag = false; }
+  } exited{writer_running};
   std::unique_lock<std::mutex> lock(mu);
   int64_t backoff_us = 0;
   int64_t retry_at = 0;  // steady clock: real I/O conditions, not the injected clock
@@ -197,7 +201,9 @@ void Store::Impl::WriterLoop() {
       Status s;
       {
         std::lock_guard<std::mutex> db_lock(db_mu);
+        commit_started_mono = clock->MonotonicNowUs();
         s = io_failed ? Reopen() : Status::Ok();
+        commit_started_mono = 0;
       }
       lock.lock();
       if (!s.ok()) {
@@ -224,7 +230,9 @@ void Store::Impl::WriterLoop() {
         bool more = false;
         {
           std::lock_guard<std::mutex> db_lock(db_mu);
+          commit_started_mono = clock->MonotonicNowUs();
           if (!io_failed) more = MergeOnce();
+          commit_started_mono = 0;
         }
         lock.lock();
         maintenance = more;
@@ -245,7 +253,9 @@ void Store::Impl::WriterLoop() {
     urgent = false;
     kick = false;
     lock.unlock();
+    commit_started_mono = clock->MonotonicNowUs();
     Status s = CommitWork(work);
+    commit_started_mono = 0;
     lock.lock();
     if (s.ok()) {
       ++commits;
@@ -294,6 +304,7 @@ Result<std::unique_ptr<Store>> Store::Open(const Options& options) {
     if (!s.ok()) return s;
   }
   Impl* raw = impl.get();
+  raw->writer_running = true;  // before the thread runs, so a health check right after Open sees it
   raw->writer = std::thread([raw] { raw->WriterLoop(); });
   EP_LOG_INFO(kLog, "opened %s (sync=%s, max_size=%llu bytes, on_full=%s, instance %s, %zu pending chunks)",
               options.path.c_str(), SyncModeName(options.sync), static_cast<unsigned long long>(options.max_size_bytes),
@@ -403,5 +414,12 @@ Result<uint64_t> Store::MergeNow() {
 }
 
 const std::string& Store::instance_id() const { return impl_->instance_id; }
+
+Store::WriterHealth Store::GetWriterHealth() const {
+  WriterHealth h;
+  h.running = impl_->writer_running.load();
+  h.busy_since_mono_us = impl_->commit_started_mono.load();
+  return h;
+}
 
 }  // namespace edgepipe::buffer

@@ -117,6 +117,10 @@ struct Store::Impl {
   std::atomic<bool> disk_full{false};  // the last SQLITE_FULL came from the file system
   std::atomic<uint64_t> commits{0};
   std::atomic<uint64_t> commit_errors{0};
+  // Writer liveness for GetWriterHealth() (read without any lock): running, and the monotonic
+  // time the current commit / merge / reopen began (0 = idle).
+  std::atomic<bool> writer_running{false};
+  std::atomic<int64_t> commit_started_mono{0};
   std::atomic<uint64_t> merges{0};
   std::atomic<uint64_t> evictions{0};
   std::atomic<uint64_t> reopens{0};

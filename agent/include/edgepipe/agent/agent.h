@@ -3,7 +3,10 @@
 // was accepted: sources stop, the buffer commits what it holds, the uploader drains what it can.
 #pragma once
 
+#include <signal.h>
+
 #include <atomic>
+#include <condition_variable>
 #include <functional>
 #include <memory>
 #include <mutex>
@@ -12,6 +15,7 @@
 #include <vector>
 
 #include "edgepipe/agent/config.h"
+#include "edgepipe/agent/service.h"
 #include "edgepipe/agent/validator.h"
 #include "edgepipe/buffer/store.h"
 #include "edgepipe/core/clock.h"
@@ -68,24 +72,77 @@ struct RunSummary {
   std::vector<SourceHealth> sources;
 };
 
+struct AgentSnapshot;
+class Telemetry;
+
+// Seams for the service integration (docs/operations.md, "systemd"). Defaults are production.
+struct AgentHooks {
+  ServiceNotifier* notifier = nullptr;  // nullptr: sd_notify (a no-op outside systemd)
+  // Builds the sink instead of MakeSink (tests: a sink that blocks or fails).
+  std::function<Result<std::unique_ptr<uploader::Sink>>(const UploadConfig&)> make_sink;
+  bool log_level_from_command_line = false;  // --log-level was given: reloads leave the level alone
+};
+
+// The one-line status summary logged periodically and on exit.
+std::string StatusLineFor(const RunSummary& s);
+
 class Agent {
  public:
-  explicit Agent(Config config, Clock& clock = RealClock::Default());
+  explicit Agent(Config config, Clock& clock = RealClock::Default(), AgentHooks hooks = {});
   ~Agent();
 
-  // Opens the buffer, builds the sink, starts the uploader and the sources.
+  // Opens the buffer (extending systemd's start timeout while that takes long), builds the sink,
+  // starts the uploader, the sources and the telemetry thread (status file, metrics endpoint).
+  // Blocks SIGINT/SIGTERM/SIGHUP in the calling thread (and so in every thread it creates) until
+  // Run() handles them, so a signal arriving during start-up is not lost.
   Status Start();
-  // Blocks until SIGINT/SIGTERM, RequestStop(), or `duration_us` (0 = no limit); then Shutdown().
+  // Sends READY=1, then runs the main loop until SIGINT/SIGTERM, RequestStop(), or `duration_us`
+  // (0 = no limit); then Shutdown(). SIGHUP reloads the configuration (Reload()). While the loop
+  // runs and the buffer writer is healthy it pings the systemd watchdog.
   Status Run(int64_t duration_us);
   // Thread-safe; wakes Run().
   void RequestStop();
-  // Stops sources, commits the buffer, drains uploads for up to agent.shutdown_timeout.
+  // SIGTERM semantics: STOPPING=1; stops the sources; commits everything held in memory; lets
+  // the in-flight upload finish and drains the buffer until agent.shutdown_timeout, then
+  // abandons what is still in flight (it stays claimed in the buffer and is sent again, under
+  // the same key, at the next start). Returns an error only when the final commit failed.
   Status Shutdown();
+
+  // Re-reads the configuration file (SIGHUP). An invalid file changes nothing: every problem is
+  // logged and the agent keeps running on the configuration it has. A valid one is applied where
+  // that is possible live (LiveKeys() in reload.h); every other change is logged as needing a
+  // restart. kInvalidArgument when the file was invalid; kFailedPrecondition without a file.
+  Status Reload();
 
   RunSummary Summary();
   std::string StatusLine();
+  AgentSnapshot Snapshot();
+  // True when Shutdown() gave up waiting for an upload (the caller should exit without
+  // destroying the Agent, e.g. with _exit, since that upload may still be using it).
+  bool upload_abandoned() const { return upload_abandoned_; }
+  // Port of the metrics endpoint (0 when none), for tests.
+  int metrics_port() const;
+  // Whether the last health check found the buffer writer healthy (the watchdog condition).
+  bool writer_healthy() const { return writer_healthy_; }
 
  private:
+  // Service integration (agent_service.cpp).
+  void InitService();
+  void BlockSignals();
+  void UnblockSignals();
+  void RestoreSignals();
+  std::unique_ptr<TimeoutExtender> ExtendStartTimeout();
+  void StartUploadThread();
+  void StartTelemetry();
+  void StopTelemetry();
+  void NotifyReady();
+  void NotifyStopping();
+  void HealthCheck();
+  std::string PeriodicStatusLine();
+  int64_t HealthIntervalUs() const;
+  void ApplyLive(const Config& next);
+  Status WaitForUploads(int64_t deadline_mono_us);
+
   Config config_;
   Clock& clock_;
   std::unique_ptr<buffer::Store> store_;
@@ -101,6 +158,28 @@ class Agent {
   std::mutex stop_mu_;
   std::function<void()> wake_;
   bool shut_down_ = false;
+
+  // Service integration (agent_service.cpp).
+  AgentHooks hooks_;
+  std::unique_ptr<ServiceNotifier> own_notifier_;
+  ServiceNotifier* notifier_ = nullptr;
+  std::unique_ptr<Telemetry> telemetry_;
+  std::string config_text_started_;  // the file as it was when the agent started
+  std::string config_text_applied_;  // the file as last successfully (re)loaded
+  int64_t start_time_us_ = 0;
+  int64_t watchdog_us_ = 0;
+  std::atomic<bool> writer_healthy_{true};
+  std::atomic<uint64_t> reloads_ok_{0};
+  std::atomic<uint64_t> reloads_failed_{0};
+  std::atomic<bool> last_reload_ok_{true};
+  std::atomic<int64_t> last_reload_time_us_{0};
+  std::atomic<int64_t> drain_deadline_mono_{0};  // set by Shutdown before it stops the uploader
+  std::mutex upload_mu_;
+  std::condition_variable upload_cv_;
+  bool upload_done_ = false;
+  bool upload_abandoned_ = false;
+  bool signals_blocked_ = false;
+  sigset_t saved_sigmask_;
 };
 
 }  // namespace edgepipe::agent

@@ -55,6 +55,11 @@ struct AgentConfig {
   LogLevel log_level = LogLevel::kInfo;
   int64_t status_interval_us = 60'000'000;   // periodic status line in the log
   int64_t shutdown_timeout_us = 20'000'000;  // time allowed to drain on SIGTERM
+  // Service integration (docs/operations.md, "systemd" and "Metrics").
+  int64_t stats_interval_us = 5'000'000;        // STATUS=, status file refresh
+  int64_t writer_stall_timeout_us = 30'000'000; // watchdog pings stop when one commit takes longer
+  std::string metrics_listen;                   // "" = no endpoint; loopback host:port
+  std::string status_file;                      // "" = edgepipe-status.prom beside the buffer
 };
 
 struct UploadConfig {

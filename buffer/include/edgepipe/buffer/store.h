@@ -117,6 +117,14 @@ class Store final : public ReadingSink, public BatchSource {
   // benchmarks and tests call it to reach a steady state). Returns the number of merges.
   Result<uint64_t> MergeNow();
   Stats GetStats();
+
+  // Liveness of the writer thread for the service watchdog. Lock-free: never blocks, even while
+  // the writer is stuck inside SQLite.
+  struct WriterHealth {
+    bool running = false;           // the writer thread has started and not exited
+    int64_t busy_since_mono_us = 0; // monotonic time the current commit attempt began; 0 = idle
+  };
+  WriterHealth GetWriterHealth() const;
   const std::string& instance_id() const;
 
   struct Impl;
