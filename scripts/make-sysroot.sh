@@ -11,6 +11,9 @@
 #  * the mirror's bookworm-security armhf index has been seen inconsistent for long stretches
 #    ("File has unexpected size"): on failure we retry once without the security suite (the
 #    sysroot is only for building; the target installs its own up-to-date libraries);
+#  * the packages' shlibs control files are kept in DIR/.edgepipe-shlibs: scripts/deb-depends.sh
+#    turns a cross-built binary's NEEDED libraries into the .deb's Depends with them (dpkg-shlibdeps
+#    cannot look into a foreign sysroot, and --variant=extract leaves no dpkg database);
 #  * absolute symlinks (usr/lib/<triple>/libfoo.so -> /lib/<triple>/libfoo.so.N) would resolve on
 #    the HOST, and the linker then silently picks the static .a: they are rewritten as relative.
 set -euo pipefail
@@ -30,8 +33,11 @@ PKGS=(libc6-dev libstdc++-12-dev libboost-dev libboost-system-dev libpaho-mqttpp
   nlohmann-json3-dev libsystemd-dev libcli11-dev libsimdjson-dev)
 LIST=$(IFS=,; echo "${PKGS[*]}")
 STAMP="$SR/.edgepipe-sysroot"
+STAMP_TEXT="v2 $ARCH $LIST"
+# Runs after the packages are unpacked, while the .debs are still in the archive cache.
+SHLIBS_HOOK='for d in "$1"/var/cache/apt/archives/*.deb; do dpkg-deb --ctrl-tarfile "$d" | tar -xO ./shlibs 2>/dev/null || true; done > "$1/.edgepipe-shlibs"'
 
-if [ -z "${FORCE:-}" ] && [ -f "$STAMP" ] && [ "$(cat "$STAMP")" = "$ARCH $LIST" ]; then
+if [ -z "${FORCE:-}" ] && [ -f "$STAMP" ] && [ "$(cat "$STAMP")" = "$STAMP_TEXT" ]; then
   echo "make-sysroot: reusing $SR" >&2
   echo "$SR"
   exit 0
@@ -41,16 +47,18 @@ command -v mmdebstrap >/dev/null || { echo "make-sysroot: mmdebstrap missing (sc
 start=$(date +%s)
 rm -rf "$SR"
 mkdir -p "$(dirname "$SR")"
-if ! mmdebstrap --quiet --arch="$ARCH" --variant=extract --include="$LIST" bookworm "$SR" >&2; then
+if ! mmdebstrap --quiet --arch="$ARCH" --variant=extract --include="$LIST" --extract-hook="$SHLIBS_HOOK" \
+    bookworm "$SR" >&2; then
   echo "make-sysroot: retrying without bookworm-security (its $ARCH index is known to be flaky)" >&2
   rm -rf "$SR"
-  mmdebstrap --quiet --arch="$ARCH" --variant=extract --include="$LIST" \
+  mmdebstrap --quiet --arch="$ARCH" --variant=extract --include="$LIST" --extract-hook="$SHLIBS_HOOK" \
     --setup-hook='sed -i "/-security/d" "$1/etc/apt/sources.list"' bookworm "$SR" >&2
 fi
 # Absolute symlinks would point into the host: make them relative to the sysroot.
 find "$SR" -type l -lname '/*' ! -path "$SR/dev/*" | while read -r l; do
   ln -sfn "$(realpath -m --relative-to="$(dirname "$l")" "$SR$(readlink "$l")")" "$l"
 done
-echo "$ARCH $LIST" > "$STAMP"
+[ -s "$SR/.edgepipe-shlibs" ] || { echo "make-sysroot: no shlibs were recorded in $SR" >&2; exit 1; }
+echo "$STAMP_TEXT" > "$STAMP"
 echo "make-sysroot: $ARCH sysroot in $SR ($(du -sh "$SR" | cut -f1), $(($(date +%s) - start)) s)" >&2
 echo "$SR"

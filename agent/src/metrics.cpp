@@ -149,11 +149,16 @@ void RenderSources(Writer& w, const AgentSnapshot& s) {
   w.Family("edgepipe_source_up", "gauge", "1 when the source is connected / running, 0 otherwise.");
   for (const auto& h : s.summary.sources) w.Int(uint64_t{SourceStateIsUp(h.state) ? 1u : 0u}, {{"source", h.name}, {"type", h.type}});
   w.Family("edgepipe_source_state", "gauge", "The source's current state as a label (always 1).");
-  for (const auto& h : s.summary.sources) w.Int(uint64_t{1}, {{"source", h.name}, {"type", h.type}, {"state", h.state}});
+  for (const auto& h : s.summary.sources)
+    w.Int(uint64_t{1}, {{"source", h.name}, {"type", h.type}, {"state", SourceStateLabel(h.state)}});
   w.Family("edgepipe_source_readings_total", "counter", "Readings the source handed to validation since start.");
   for (const auto& h : s.summary.sources) w.Int(h.readings, {{"source", h.name}, {"type", h.type}});
   w.Family("edgepipe_source_errors_total", "counter", "Input errors of the source (malformed input, I/O errors).");
   for (const auto& h : s.summary.sources) w.Int(h.errors, {{"source", h.name}, {"type", h.type}});
+  w.Family("edgepipe_source_events_total", "counter",
+           "Source-specific counters (serial: frames, CRC errors, resyncs; MQTT: reconnects, ...; docs/operations.md).");
+  for (const auto& h : s.summary.sources)
+    for (const auto& [name, n] : h.counters) w.Int(n, {{"source", h.name}, {"type", h.type}, {"counter", name}});
 }
 
 void RenderService(Writer& w, const AgentSnapshot& s) {
@@ -173,8 +178,16 @@ bool IsNameChar(char c, bool first) {
 
 }  // namespace
 
+std::string SourceStateLabel(const std::string& state) {
+  // "disconnected: <reason>" -> "disconnected": reasons would make a new series each time.
+  return state.substr(0, state.find(':'));
+}
+
 bool SourceStateIsUp(const std::string& state) {
-  return state == "running" || state == "connected" || state == "open" || state == "polling";
+  const std::string s = SourceStateLabel(state);
+  for (const char* down : {"disconnected", "connecting", "waiting", "stopped", "error", "failed", "closed"})
+    if (s.rfind(down, 0) == 0) return false;
+  return !s.empty();
 }
 
 std::string RenderPrometheus(const AgentSnapshot& s) {

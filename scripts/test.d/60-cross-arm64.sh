@@ -3,4 +3,4 @@
 # qemu-aarch64, report the stripped binary size (fails over 2 MiB) and build the arm64 .deb.
 set -euo pipefail
 cd "$ROOT"
-scripts/cross-build.sh arm64
+scripts/cross-build.sh arm64 --package

@@ -127,8 +127,8 @@ AgentSnapshot SampleSnapshot() {
   s.summary.uploads.failures = 3;
   s.summary.uploads.bytes = 4567;
   s.summary.uploads.last_success_us = 0;
-  s.summary.sources.push_back({"serial0", "serial", "connected", 500, 1, ""});
-  s.summary.sources.push_back({"mqtt", "mqtt", "disconnected", 490, 0, ""});
+  s.summary.sources.push_back({"serial0", "serial", "receiving", 500, 1, "", {{"crc_errors", 3}}});
+  s.summary.sources.push_back({"mqtt", "mqtt", "disconnected: connection refused", 490, 0, "", {}});
   s.buffer_max_bytes = 1 << 20;
   s.reloads_failed = 1;
   s.last_reload_ok = false;
@@ -161,6 +161,7 @@ TEST(Metrics, RenderedTextParsesBackWithEveryValue) {
   DOUBLES_EQUAL(1, SampleValue(m, "edgepipe_source_up", {{"source", "serial0"}}), 0);
   DOUBLES_EQUAL(0, SampleValue(m, "edgepipe_source_up", {{"source", "mqtt"}}), 0);
   DOUBLES_EQUAL(1, SampleValue(m, "edgepipe_source_state", {{"source", "mqtt"}, {"state", "disconnected"}}), 0);
+  DOUBLES_EQUAL(3, SampleValue(m, "edgepipe_source_events_total", {{"source", "serial0"}, {"counter", "crc_errors"}}), 0);
   DOUBLES_EQUAL(1, SampleValue(m, "edgepipe_config_reloads_total", {{"result", "failed"}}), 0);
   DOUBLES_EQUAL(0, SampleValue(m, "edgepipe_config_last_reload_successful", {}, -1), 0);
   // Label values with quotes and backslashes survive the round trip.
@@ -182,6 +183,13 @@ TEST(Metrics, MalformedLinesAreRejectedWithTheirLineNumber) {
   CHECK_TRUE(ts.ok());
   STRCMP_EQUAL("c\nd", ts->at(0).labels.at("b").c_str());
   DOUBLES_EQUAL(2.5, ts->at(0).value, 0);
+}
+
+TEST(Metrics, SourceStatesMapToUpOrDown) {
+  for (const char* up : {"running", "connected", "idle", "receiving", "finished"}) CHECK_TRUE_TEXT(SourceStateIsUp(up), up);
+  for (const char* down : {"disconnected: EOF", "connecting", "waiting for HELLO", "stopped", ""})
+    CHECK_FALSE_TEXT(SourceStateIsUp(down), down);
+  STRCMP_EQUAL("disconnected", SourceStateLabel("disconnected: EOF on /dev/ttyUSB0").c_str());
 }
 
 TEST(Metrics, ListenAddressMustBeLoopback) {

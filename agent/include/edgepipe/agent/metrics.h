@@ -38,7 +38,10 @@ struct AgentSnapshot {
 // directory), or edgepipe-status.prom in the buffer database's directory.
 std::string StatusFilePath(const Config& config);
 
-// True for source states that mean "delivering data" ("running", "connected", "open", "polling").
+// A source's state without its detail ("disconnected: EOF" -> "disconnected"), for labels.
+std::string SourceStateLabel(const std::string& state);
+// False for states that mean "not delivering" (disconnected, connecting, waiting for the peer,
+// stopped, error); true otherwise (running, connected, idle, receiving, ...).
 bool SourceStateIsUp(const std::string& state);
 
 // Renders every metric with # HELP and # TYPE lines.
