@@ -89,6 +89,8 @@ void Finish(Config& c, const toml::table& root, Reporter& r) {
   // Relative paths are relative to the directory of the config file.
   if (!c.buffer.path.empty() && c.buffer.path.front() != '/' && c.file != "<embedded>")
     c.buffer.path = DirName(c.file) + "/" + c.buffer.path;
+  std::string& hold = c.validation.clock.hold_path;
+  if (!hold.empty() && hold.front() != '/' && c.file != "<embedded>") hold = DirName(c.file) + "/" + hold;
   const std::string& url = c.upload.url;
   if (url.rfind("file://", 0) == 0) {
     c.upload.scheme = "file";
@@ -244,7 +246,7 @@ std::string ConfigReferenceMarkdown() {
   md += cfg::UploadSection().Markdown();
   md += "## Sources\n\nEach `[[source]]` table has a `type`; the other keys depend on it.\n\n";
   for (const auto& t : cfg::SourceTypes()) md += t.markdown();
-  md += cfg::ValidationSection().Markdown();
+  md += cfg::ValidationReferenceMarkdown();
   md += cfg::RepublishSection().Markdown();
   return md;
 }

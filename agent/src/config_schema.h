@@ -253,7 +253,9 @@ const Section<AgentConfig>& AgentSection();
 const Section<buffer::Options>& BufferSection();
 const Section<BatchPolicy>& BatchSection();
 const Section<UploadConfig>& UploadSection();
-const Section<ValidationConfig>& ValidationSection();
+const Section<ValidationConfig>& ValidationSection();  // config_validation.cpp
+// [validation] with its sub-tables (rules, transforms, clock), for docs/configuration.md.
+std::string ValidationReferenceMarkdown();
 const Section<fb::SerialOptions>& SerialSection();  // config_source_serial.cpp
 
 // [republish] (config_source_mqtt.cpp).

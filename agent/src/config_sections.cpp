@@ -283,26 +283,4 @@ const Section<UploadConfig>& UploadSection() {
   return s;
 }
 
-const Section<ValidationConfig>& ValidationSection() {
-  static const Section<ValidationConfig> s = [] {
-    Section<ValidationConfig> sec;
-    sec.title = "[validation]";
-    sec.doc = "Data-quality rules applied to every reading before it is buffered. A rejected reading goes to "
-              "quarantine with the rule and the reason; a flagged one is kept with a quality flag.";
-    sec.fields.push_back(EnumField<ValidationConfig, RuleAction>("non_finite", &ValidationConfig::non_finite,
-        {{"reject", RuleAction::kReject}, {"flag", RuleAction::kFlag}},
-        "NaN and infinite values: `reject` to quarantine, or `flag` (kept, written as null)."));
-    sec.fields.push_back(EnumField<ValidationConfig, RuleAction>("duplicate", &ValidationConfig::duplicate,
-        {{"reject", RuleAction::kReject}, {"flag", RuleAction::kFlag}, {"off", RuleAction::kOff}},
-        "A reading whose sensor and timestamp were already seen with a different value (a conflicting "
-        "duplicate, e.g. a repeated hour in a log): `reject` to quarantine, `flag` (kept), or `off`. "
-        "Checked against each sensor's last 64 timestamps, seeded at start from the newest buffered readings."));
-    sec.fields.push_back(BoolField<ValidationConfig>("drop_exact_duplicates", &ValidationConfig::drop_exact_duplicates,
-        "Drop (and count) a reading identical to one already stored — same sensor, timestamp and value — "
-        "as sent again by a peer that did not get our acknowledgement (MQTT redelivery, serial retransmit)."));
-    return sec;
-  }();
-  return s;
-}
-
 }  // namespace edgepipe::agent::cfg

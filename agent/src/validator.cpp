@@ -1,41 +1,89 @@
 #include "edgepipe/agent/validator.h"
 
+#include <algorithm>
+#include <array>
 #include <charconv>
 #include <cmath>
+#include <cstdio>
 #include <cstring>
 #include <functional>
+#include <unordered_map>
 
 #include "edgepipe/core/time_util.h"
+#include "validation/glob.h"
+#include "validation/rules.h"
+#include "validation/units.h"
 
 namespace edgepipe::agent {
 
-Validator::Validator(const ValidationConfig& config, Clock& clock) : config_(config), clock_(clock) {}
+using validation::CompiledRules;
+using validation::LinearMap;
+using validation::SpikeWindow;
 
 namespace {
+
+constexpr int kBits = kQualityFlagCount;
+
+constexpr int Bit(QualityFlag f) { return __builtin_ctz(static_cast<uint32_t>(f)); }
+
+struct Counters {
+  uint64_t received = 0, passed = 0, flagged = 0, dropped = 0;
+  std::array<uint64_t, kBits> rejected{};
+  std::array<uint64_t, kBits> flags{};
+};
+
+// The last kDuplicateWindow (timestamp, sequence, value fingerprint) triples of one sensor, FIFO.
+struct History {
+  std::array<int64_t, Validator::kDuplicateWindow> ts{};
+  std::array<uint64_t, Validator::kDuplicateWindow> fp{};
+  std::unique_ptr<std::array<uint64_t, Validator::kDuplicateWindow>> seq;  // only with duplicate_by != timestamp
+  uint8_t size = 0;
+  uint8_t next = 0;
+};
+
+struct SensorState {
+  const CompiledRules* rules = nullptr;
+  History hist;
+  Counters c;
+  bool has_ts = false;  // max_ts valid
+  int64_t max_ts = 0;
+  bool has_prev = false;  // previous passed value (rate_of_change)
+  int64_t prev_ts = 0;
+  double prev_value = 0;
+  uint32_t run_count = 0;  // stuck: current run of equal values
+  double run_value = 0;
+  int64_t run_start = 0;
+  std::unique_ptr<SpikeWindow> window;
+  // Unit conversion of the last unit seen (readings of one sensor rarely change unit).
+  bool conv_cached = false;
+  std::string conv_from;
+  std::optional<LinearMap> conv;
+  std::string conv_why;
+};
+
+std::string Num(double v) {
+  char buf[32];
+  auto res = std::to_chars(buf, buf + sizeof buf, v);
+  return std::string(buf, res.ptr);
+}
 
 std::string ValueText(const Reading& r) {
   if (r.type == ValueType::kString) return r.text;
   if (r.type == ValueType::kBool) return r.value != 0 ? "true" : "false";
-  char buf[32];
-  auto res = std::to_chars(buf, buf + sizeof buf, r.value);
-  return std::string(buf, res.ptr);
+  return Num(r.value);
 }
 
-QuarantineRecord Reject(const Reading& r, int64_t now, const char* rule, std::string reason) {
-  QuarantineRecord q;
-  q.ts_us = now;
-  q.reading_ts_us = r.ts_us;
-  q.source = r.source;
-  q.sensor = r.sensor;
-  q.rule = rule;
-  q.reason = std::move(reason);
-  q.value = ValueText(r);
-  return q;
+std::string DurationText(int64_t us) {
+  if (us < 0) us = -us;
+  char buf[64];
+  if (us < 1'000'000) snprintf(buf, sizeof buf, "%.3f s", us / 1e6);
+  else if (us < 3600ll * 1'000'000) snprintf(buf, sizeof buf, "%.1f s", us / 1e6);
+  else if (us < 86400ll * 1'000'000) snprintf(buf, sizeof buf, "%.1f h", us / 3.6e9);
+  else snprintf(buf, sizeof buf, "%.1f days", us / 8.64e10);
+  return buf;
 }
 
-}  // namespace
-
-uint64_t Validator::Fingerprint(const Reading& r) {
+uint64_t Fingerprint(const Reading& r) {
   uint64_t fp;
   if (r.type == ValueType::kString) {
     fp = std::hash<std::string>{}(r.text);
@@ -45,65 +93,368 @@ uint64_t Validator::Fingerprint(const Reading& r) {
   return fp ^ (static_cast<uint64_t>(r.type) << 62);
 }
 
-Validator::Dup Validator::CheckDuplicate(const Reading& r, History& h, uint64_t fp) const {
+enum class Dup { kNone, kExact, kConflict };
+
+enum class Outcome { kPass, kReject, kDrop };
+
+}  // namespace
+
+struct Validator::State {
+  State(const ValidationConfig& cfg, Clock& c) : config(cfg), clock(c) {}
+
+  ValidationConfig config;
+  Clock& clock;
+  bool clock_trusted = true;
+  std::unordered_map<std::string, SensorState> sensors;
+  std::map<std::vector<size_t>, std::unique_ptr<CompiledRules>> interned;
+  const std::string* last_key = nullptr;
+  SensorState* last_state = nullptr;
+  Counters total;
+
+  SensorState& Lookup(const std::string& sensor);
+  Dup CheckDuplicate(const Reading& r, const History& h, uint64_t fp) const;
+  void Remember(History& h, const Reading& r, uint64_t fp) const;
+  Outcome ProcessOne(Reading& r, int64_t now, QuarantineRecord* q);
+  void Transform(Reading& r, SensorState& st, uint32_t* flags, std::string* why, bool* reject);
+  void Accept(SensorState& st, const Reading& r);
+  void SeedOne(SensorState& st, const Reading& r);
+};
+
+SensorState& Validator::State::Lookup(const std::string& sensor) {
+  if (last_key && *last_key == sensor) return *last_state;
+  auto it = sensors.find(sensor);
+  if (it == sensors.end()) {
+    std::vector<size_t> hits;
+    for (size_t i = 0; i < config.sensors.size(); ++i) {
+      for (const auto& pat : config.sensors[i].match) {
+        if (validation::GlobMatch(pat, sensor)) {
+          hits.push_back(i);
+          break;
+        }
+      }
+    }
+    auto& rules = interned[hits];
+    if (!rules) rules = std::make_unique<CompiledRules>(validation::Compile(config, hits));
+    it = sensors.emplace(sensor, SensorState{}).first;
+    SensorState& st = it->second;
+    st.rules = rules.get();
+    if (config.duplicate_by != DuplicateKey::kTimestamp)
+      st.hist.seq = std::make_unique<std::array<uint64_t, kDuplicateWindow>>();
+    if (rules->spike != RuleAction::kOff) st.window = std::make_unique<SpikeWindow>(rules->spike_p.window);
+  }
+  last_key = &it->first;
+  last_state = &it->second;
+  return it->second;
+}
+
+Dup Validator::State::CheckDuplicate(const Reading& r, const History& h, uint64_t fp) const {
+  const bool by_seq = h.seq && r.seq != 0;
+  const bool by_ts = config.duplicate_by != DuplicateKey::kSequence || !by_seq;
   for (int i = 0; i < h.size; ++i) {
-    if (h.ts[i] == r.ts_us) return h.fp[i] == fp ? Dup::kExact : Dup::kConflict;
+    if ((by_ts && h.ts[i] == r.ts_us) || (by_seq && (*h.seq)[i] == r.seq))
+      return h.fp[i] == fp ? Dup::kExact : Dup::kConflict;
   }
   return Dup::kNone;
 }
 
-void Validator::Remember(History& h, int64_t ts, uint64_t fp) {
-  h.ts[h.next] = ts;
+void Validator::State::Remember(History& h, const Reading& r, uint64_t fp) const {
+  h.ts[h.next] = r.ts_us;
   h.fp[h.next] = fp;
+  if (h.seq) (*h.seq)[h.next] = r.seq;
   h.next = static_cast<uint8_t>((h.next + 1) % kDuplicateWindow);
   if (h.size < kDuplicateWindow) ++h.size;
 }
 
-void Validator::Seed(const std::vector<Reading>& stored) {
-  // `stored` is newest chunk first; remember oldest first so the newest survive in the window.
-  for (auto it = stored.rbegin(); it != stored.rend(); ++it) {
-    History& h = history_[it->sensor];
-    uint64_t fp = Fingerprint(*it);
-    if (CheckDuplicate(*it, h, fp) == Dup::kNone) Remember(h, it->ts_us, fp);
+// Calibration, unit conversion and rounding of a finite number. Sets *reject (with *why) when
+// the unit cannot be converted and the unit rule rejects.
+void Validator::State::Transform(Reading& r, SensorState& st, uint32_t* flags, std::string* why, bool* reject) {
+  const CompiledRules& cr = *st.rules;
+  if (!cr.calibration.empty()) {
+    double acc = 0;
+    for (size_t i = cr.calibration.size(); i-- > 0;) acc = acc * r.value + cr.calibration[i];
+    r.value = acc;
   }
+  if (!cr.unit_to.empty()) {
+    if (!st.conv_cached || st.conv_from != r.unit) {
+      st.conv_from = r.unit;
+      st.conv_why.clear();
+      st.conv = validation::UnitConversion(r.unit, cr.unit_to, &st.conv_why);
+      st.conv_cached = true;
+    }
+    if (st.conv) {
+      r.value = st.conv->Apply(r.value);
+      r.unit = cr.unit_to;
+    } else if (cr.unit == RuleAction::kReject) {
+      *reject = true;
+      *why = st.conv_why;
+      return;
+    } else if (cr.unit == RuleAction::kFlag) {
+      *flags |= kQualityUnit;
+    }
+  }
+  if (cr.resolution > 0) r.value = validation::RoundToResolution(r.value, cr);
 }
+
+Outcome Validator::State::ProcessOne(Reading& r, int64_t now, QuarantineRecord* q) {
+  SensorState& st = Lookup(r.sensor);
+  const CompiledRules& cr = *st.rules;
+  ++st.c.received;
+  ++total.received;
+  uint32_t flags = 0;
+  std::string why;
+  int rule = -1;  // bit of the rejecting rule
+  // Catches a reading: returns true when the rule rejects (caller fills `why`).
+  auto hit = [&](RuleAction a, QualityFlag f) {
+    if (a == RuleAction::kReject) {
+      rule = Bit(f);
+      return true;
+    }
+    if (a == RuleAction::kFlag) flags |= f;
+    return false;
+  };
+  const bool is_number = r.type == ValueType::kNumber;
+  bool finite = !is_number || std::isfinite(r.value);
+  const double received_value = r.value;
+  std::string received_unit;  // set when a conversion may change the unit
+
+  do {
+    if (!finite && hit(cr.finite, kQualityNonFinite)) {
+      why = std::isnan(r.value) ? "value is NaN" : "value is infinite";
+      break;
+    }
+    if (cr.type != RuleAction::kOff && r.type != cr.type_expect && hit(cr.type, kQualityType)) {
+      why = std::string("value of type ") + ValueTypeName(r.type) + " (" + ValueText(r) + ") where the sensor declares " +
+            ValueTypeName(cr.type_expect);
+      break;
+    }
+    const bool numeric = is_number && finite;
+    if (numeric && cr.sentinel != RuleAction::kOff &&
+        std::find(cr.sentinels.begin(), cr.sentinels.end(), r.value) != cr.sentinels.end() &&
+        hit(cr.sentinel, kQualitySentinel)) {
+      why = "value " + Num(r.value) + " is a declared missing-value marker (sentinel)";
+      break;
+    }
+    if (r.unit.empty() && !cr.unit_from.empty()) r.unit = cr.unit_from;
+    if (numeric && cr.has_transform) {
+      if (!cr.unit_to.empty()) received_unit = r.unit;
+      bool reject = false;
+      Transform(r, st, &flags, &why, &reject);
+      if (reject) {
+        rule = Bit(kQualityUnit);
+        break;
+      }
+    }
+    if (cr.future != RuleAction::kOff && clock_trusted && r.ts_us > now + cr.future_skew_us &&
+        hit(cr.future, kQualityFuture)) {
+      why = "timestamp " + FormatIso8601Us(r.ts_us) + " is " + DurationText(r.ts_us - now) +
+            " ahead of the system clock (allowed skew " + DurationText(cr.future_skew_us) + ")";
+      break;
+    }
+    if (cr.too_old != RuleAction::kOff && r.ts_us < cr.too_old_floor_us && hit(cr.too_old, kQualityTooOld)) {
+      why = "timestamp " + FormatIso8601Us(r.ts_us) + " is before the floor " + FormatIso8601Us(cr.too_old_floor_us);
+      break;
+    }
+    if (config.drop_exact_duplicates || cr.duplicate != RuleAction::kOff) {
+      const uint64_t fp = Fingerprint(r);
+      const Dup d = CheckDuplicate(r, st.hist, fp);
+      if (d == Dup::kExact && config.drop_exact_duplicates) {
+        ++st.c.dropped;
+        ++total.dropped;
+        return Outcome::kDrop;
+      }
+      if (d == Dup::kNone) Remember(st.hist, r, fp);
+      if (d != Dup::kNone && cr.duplicate != RuleAction::kOff && hit(cr.duplicate, kQualityDuplicate)) {
+        why = (r.seq != 0 && st.hist.seq ? "timestamp or sequence " : "timestamp ") + FormatIso8601Us(r.ts_us) +
+              (r.seq != 0 && st.hist.seq ? " / seq " + std::to_string(r.seq) : std::string()) +
+              " already seen for this sensor with another value";
+        break;
+      }
+    }
+    if (cr.backwards != RuleAction::kOff && st.has_ts && r.ts_us < st.max_ts && hit(cr.backwards, kQualityBackwards)) {
+      why = "timestamp " + FormatIso8601Us(r.ts_us) + " is " + DurationText(st.max_ts - r.ts_us) +
+            " earlier than " + FormatIso8601Us(st.max_ts) + " already passed for this sensor (monotonic time)";
+      break;
+    }
+    if (!numeric || !cr.has_value_rules) break;
+    const double v = r.value;
+    if (cr.range != RuleAction::kOff) {
+      const RangeRule& p = cr.range_p;
+      const bool low = p.exclusive ? v <= p.min : v < p.min;
+      const bool high = p.exclusive ? v >= p.max : v > p.max;
+      if ((low || high) && hit(cr.range, kQualityRange)) {
+        if (v == p.min || v == p.max) why = "value " + Num(v) + " is at the limit of the range (saturated)";
+        else if (low) why = "value " + Num(v) + " is below the minimum " + Num(p.min);
+        else why = "value " + Num(v) + " is above the maximum " + Num(p.max);
+        break;
+      }
+    }
+    if (cr.stuck != RuleAction::kOff) {
+      const StuckRule& p = cr.stuck_p;
+      const bool same = st.run_count > 0 && std::fabs(v - st.run_value) <= p.delta;
+      const uint32_t n = same ? st.run_count + 1 : 1;
+      const int64_t span = same ? r.ts_us - st.run_start : 0;
+      const bool by_count = p.count && n >= p.count;
+      const bool by_time = p.duration_us && n >= 2 && span > p.duration_us;
+      if ((by_count || by_time) && hit(cr.stuck, kQualityStuck)) {
+        why = "value " + Num(v) + " repeated " + std::to_string(n) + " times over " + DurationText(span) +
+              (by_count ? " (limit " + std::to_string(p.count) + " readings)"
+                        : " (limit " + DurationText(p.duration_us) + ")");
+        break;
+      }
+    }
+    if (cr.rate != RuleAction::kOff && st.has_prev && r.ts_us > st.prev_ts) {
+      const double dt = static_cast<double>(r.ts_us - st.prev_ts) / 1e6;
+      const double rate = std::fabs(v - st.prev_value) / dt;
+      if (rate > cr.rate_p.max_per_second && hit(cr.rate, kQualityRateOfChange)) {
+        why = "changed by " + Num(v - st.prev_value) + " in " + DurationText(r.ts_us - st.prev_ts) + " (" + Num(rate) +
+              "/s), more than the maximum " + Num(cr.rate_p.max_per_second) + "/s";
+        break;
+      }
+    }
+    if (st.window && st.window->full()) {
+      const SpikeRule& p = cr.spike_p;
+      const double med = st.window->Median();
+      const double scale = std::max(1.4826 * st.window->Mad(med), p.min_scale);
+      if (scale > 0 && std::fabs(v - med) > p.threshold * scale && hit(cr.spike, kQualitySpike)) {
+        why = "value " + Num(v) + " deviates " + Num(std::fabs(v - med)) + " from the median " + Num(med) + " of the last " +
+              std::to_string(p.window) + " readings (limit " + Num(p.threshold) + " x " + Num(scale) + ")";
+        break;
+      }
+    }
+  } while (false);
+
+  if (rule >= 0) {
+    ++st.c.rejected[rule];
+    ++total.rejected[rule];
+    q->ts_us = now;
+    q->reading_ts_us = r.ts_us;
+    q->source = r.source;
+    q->sensor = r.sensor;
+    q->rule = QualityFlagName(rule);
+    q->value = ValueText(r);
+    if (is_number && finite && r.value != received_value)
+      why += " (received " + Num(received_value) + (received_unit.empty() ? "" : " " + received_unit) + ")";
+    q->reason = std::move(why);
+    return Outcome::kReject;
+  }
+  r.quality |= flags;
+  Accept(st, r);
+  ++st.c.passed;
+  ++total.passed;
+  if (r.quality) {
+    ++st.c.flagged;
+    ++total.flagged;
+    for (uint32_t bits = r.quality; bits; bits &= bits - 1) {
+      const int b = __builtin_ctz(bits);
+      if (b < kBits) {
+        ++st.c.flags[b];
+        ++total.flags[b];
+      }
+    }
+  }
+  return Outcome::kPass;
+}
+
+// Updates the history of the stateful rules with a reading that passed.
+void Validator::State::Accept(SensorState& st, const Reading& r) {
+  if (!st.has_ts || r.ts_us > st.max_ts) st.max_ts = r.ts_us;
+  st.has_ts = true;
+  if (r.type != ValueType::kNumber || !std::isfinite(r.value) || !st.rules->has_value_rules) return;
+  const double v = r.value;
+  if (st.run_count > 0 && std::fabs(v - st.run_value) <= st.rules->stuck_p.delta) {
+    ++st.run_count;
+  } else {
+    st.run_count = 1;
+    st.run_value = v;
+    st.run_start = r.ts_us;
+  }
+  if (!st.has_prev || r.ts_us > st.prev_ts) {
+    st.has_prev = true;
+    st.prev_ts = r.ts_us;
+    st.prev_value = v;
+  }
+  if (st.window) st.window->Push(v);
+}
+
+void Validator::State::SeedOne(SensorState& st, const Reading& r) {
+  if (config.drop_exact_duplicates || st.rules->duplicate != RuleAction::kOff) {
+    const uint64_t fp = Fingerprint(r);
+    if (CheckDuplicate(r, st.hist, fp) == Dup::kNone) Remember(st.hist, r, fp);
+  }
+  Accept(st, r);
+}
+
+Validator::Validator(const ValidationConfig& config, Clock& clock) : s_(std::make_unique<State>(config, clock)) {}
+
+Validator::~Validator() = default;
+
+void Validator::Seed(const std::vector<Reading>& stored) {
+  // `stored` is newest chunk first; replay each sensor's readings in time order so the newest
+  // end up as the reference (latest time, previous value, spike window, duplicate window).
+  std::vector<const Reading*> order;
+  order.reserve(stored.size());
+  for (const Reading& r : stored) order.push_back(&r);
+  std::stable_sort(order.begin(), order.end(), [](const Reading* a, const Reading* b) {
+    if (a->sensor != b->sensor) return a->sensor < b->sensor;
+    return a->ts_us < b->ts_us;
+  });
+  for (const Reading* r : order) s_->SeedOne(s_->Lookup(r->sensor), *r);
+}
+
+void Validator::SetClockTrusted(bool trusted) { s_->clock_trusted = trusted; }
 
 void Validator::Process(std::vector<Reading>& in, std::vector<Reading>* passed, std::vector<QuarantineRecord>* rejected) {
   passed->reserve(passed->size() + in.size());
-  const int64_t now = clock_.SystemNowUs();
-  const bool dup_check = config_.drop_exact_duplicates || config_.duplicate != RuleAction::kOff;
+  const int64_t now = s_->clock.SystemNowUs();
+  QuarantineRecord q;
   for (Reading& r : in) {
-    ++stats_.received;
-    if (r.type == ValueType::kNumber && !std::isfinite(r.value) && config_.non_finite != RuleAction::kOff) {
-      if (config_.non_finite == RuleAction::kReject) {
-        ++stats_.rejected["finite"];
-        rejected->push_back(Reject(r, now, "finite", std::isnan(r.value) ? "value is NaN" : "value is infinite"));
-        continue;
-      }
-      r.quality |= kQualityNonFinite;
+    switch (s_->ProcessOne(r, now, &q)) {
+      case Outcome::kPass:
+        passed->push_back(std::move(r));
+        break;
+      case Outcome::kReject:
+        rejected->push_back(std::move(q));
+        q = QuarantineRecord();
+        break;
+      case Outcome::kDrop:
+        break;
     }
-    if (dup_check) {
-      History& h = history_[r.sensor];
-      const uint64_t fp = Fingerprint(r);
-      Dup d = CheckDuplicate(r, h, fp);
-      if (d == Dup::kExact && config_.drop_exact_duplicates) {
-        ++stats_.duplicates_dropped;
-        continue;
-      }
-      if (d == Dup::kConflict && config_.duplicate == RuleAction::kReject) {
-        ++stats_.rejected["duplicate"];
-        rejected->push_back(Reject(r, now, "duplicate",
-                                   "timestamp " + FormatIso8601Us(r.ts_us) + " already seen for this sensor with another value"));
-        continue;
-      }
-      if (d == Dup::kConflict && config_.duplicate == RuleAction::kFlag) r.quality |= kQualityDuplicate;
-      if (d == Dup::kNone) Remember(h, r.ts_us, fp);
-    }
-    if (r.quality) ++stats_.flagged;
-    ++stats_.passed;
-    passed->push_back(std::move(r));
   }
   in.clear();
 }
+
+namespace {
+void Fill(QualityCounters& out, const Counters& c) {
+  out.received = c.received;
+  out.passed = c.passed;
+  out.flagged = c.flagged;
+  out.duplicates_dropped = c.dropped;
+  for (int b = 0; b < kBits; ++b) {
+    if (c.rejected[b]) out.rejected[QualityFlagName(b)] = c.rejected[b];
+    if (c.flags[b]) out.flags[QualityFlagName(b)] = c.flags[b];
+  }
+}
+}  // namespace
+
+ValidationStats Validator::stats() const {
+  ValidationStats s;
+  Fill(s, s_->total);
+  return s;
+}
+
+std::vector<SensorQuality> Validator::SensorReport() const {
+  std::vector<SensorQuality> out;
+  for (const auto& [name, st] : s_->sensors) {
+    if (!st.c.received) continue;
+    SensorQuality q;
+    q.sensor = name;
+    Fill(q.counters, st.c);
+    out.push_back(std::move(q));
+  }
+  std::sort(out.begin(), out.end(), [](const SensorQuality& a, const SensorQuality& b) { return a.sensor < b.sensor; });
+  return out;
+}
+
+size_t Validator::sensor_count() const { return s_->sensors.size(); }
 
 }  // namespace edgepipe::agent

@@ -14,7 +14,8 @@ const char* ValueTypeName(ValueType t) {
 const char* QualityFlagName(int bit) {
   static const char* const kNames[kQualityFlagCount] = {
       "range", "rate_of_change", "stuck", "spike", "future", "too_old",
-      "backwards", "duplicate", "clock_unsynced", "restamped", "type", "finite"};
+      "backwards", "duplicate", "clock_unsynced", "restamped", "type", "finite",
+      "sentinel", "unit"};
   if (bit < 0 || bit >= kQualityFlagCount) return "unknown";
   return kNames[bit];
 }

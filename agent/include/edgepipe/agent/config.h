@@ -11,6 +11,7 @@
 #include <utility>
 #include <vector>
 
+#include "edgepipe/agent/validation_config.h"
 #include "edgepipe/buffer/store.h"
 #include "edgepipe/core/log.h"
 #include "edgepipe/core/pipeline.h"
@@ -112,17 +113,6 @@ struct RepublishConfig {
   bool enabled = false;
   fb::RepublishOptions options;  // client.password loaded from `password` at start
   SecretRef password;
-};
-
-enum class RuleAction { kReject, kFlag, kOff };
-
-struct ValidationConfig {
-  RuleAction non_finite = RuleAction::kReject;
-  // A reading whose sensor and timestamp were seen before with a different value.
-  RuleAction duplicate = RuleAction::kReject;
-  // Exact repeats (same sensor, timestamp and value: a peer re-sending what we already stored
-  // because it never got our acknowledgement) are dropped and counted.
-  bool drop_exact_duplicates = true;
 };
 
 struct Config {

@@ -1,28 +1,37 @@
 // Validation and transformation of readings before they are buffered (docs/data-quality.md).
-// A reading either passes (possibly with quality flags) or is rejected to quarantine with the
-// rule and a reason. Clean data that no rule or transform applies to passes bit for bit.
+// A reading either passes (possibly with quality flags, possibly transformed) or is rejected to
+// quarantine with the rule and a reason; exact repeats of stored readings are dropped and counted.
+// Clean data that no rule catches and no transform changes passes bit for bit.
+//
+// Order of evaluation for each reading (the first rule that rejects ends it; flags accumulate):
+//   finite -> type -> sentinel                    on the value as received
+//   calibration -> unit conversion -> resolution  transforms (numbers only)
+//   future -> too_old -> duplicate -> backwards   on the timestamp
+//   range -> stuck -> rate_of_change -> spike     on the transformed value (numbers only)
+// Stateful rules (duplicate, backwards, stuck, rate_of_change, spike) keep per-sensor history
+// that only readings which passed update (a rejected reading never becomes a reference).
 #pragma once
 
 #include <cstdint>
-#include <array>
 #include <map>
-#include <unordered_map>
-#include <mutex>
+#include <memory>
 #include <string>
 #include <vector>
 
-#include "edgepipe/agent/config.h"
+#include "edgepipe/agent/validation_config.h"
 #include "edgepipe/core/clock.h"
 #include "edgepipe/core/reading.h"
 
 namespace edgepipe::agent {
 
-struct ValidationStats {
+// Counters of one sensor or of all. Rule names are the quality flag names (QualityFlagName).
+struct QualityCounters {
   uint64_t received = 0;
-  uint64_t passed = 0;
-  uint64_t flagged = 0;
+  uint64_t passed = 0;              // flagged ones included
+  uint64_t flagged = 0;             // passed with any quality flag
   uint64_t duplicates_dropped = 0;  // exact repeats dropped (drop_exact_duplicates)
-  std::map<std::string, uint64_t> rejected;  // rule -> count
+  std::map<std::string, uint64_t> rejected;  // rule -> readings rejected to quarantine
+  std::map<std::string, uint64_t> flags;     // flag -> readings passed with it
   uint64_t rejected_total() const {
     uint64_t n = 0;
     for (const auto& [rule, c] : rejected) n += c;
@@ -30,39 +39,45 @@ struct ValidationStats {
   }
 };
 
+struct ValidationStats : QualityCounters {};
+
+struct SensorQuality {
+  std::string sensor;
+  QualityCounters counters;
+};
+
 class Validator {
  public:
+  // REQUIRES: `config` was accepted by the config parser (globs and units are valid).
   Validator(const ValidationConfig& config, Clock& clock);
+  ~Validator();
+  Validator(const Validator&) = delete;
+  Validator& operator=(const Validator&) = delete;
 
-  // Moves each reading of `in` to `passed` or turns it into a quarantine record in `rejected`.
+  // Moves each reading of `in` to `passed` (possibly transformed and flagged) or turns it into a
+  // quarantine record in `rejected`; exact duplicates are dropped. `in` is left empty.
   // Not thread-safe: the caller serialises (stateful rules keep per-sensor history).
   void Process(std::vector<Reading>& in, std::vector<Reading>* passed, std::vector<QuarantineRecord>* rejected);
 
-  // Primes duplicate detection with readings already stored (e.g. Store::RecentReadings after a
-  // restart), without counting them.
+  // Primes the per-sensor history (duplicates, latest time, previous value, stuck run, spike
+  // window) with readings already stored (e.g. Store::RecentReadings after a restart), without
+  // counting them.
   void Seed(const std::vector<Reading>& stored);
 
-  const ValidationStats& stats() const { return stats_; }
+  // While false, the `future` rule is not judged (the system clock cannot be trusted).
+  void SetClockTrusted(bool trusted);
+
+  ValidationStats stats() const;
+  // Per-sensor counters, sensors in id order; only sensors with at least one reading.
+  std::vector<SensorQuality> SensorReport() const;
+  size_t sensor_count() const;
 
   static constexpr int kDuplicateWindow = 64;
 
- private:
-  // The last kDuplicateWindow (timestamp, value fingerprint) pairs of one sensor, FIFO.
-  struct History {
-    std::array<int64_t, kDuplicateWindow> ts{};
-    std::array<uint64_t, kDuplicateWindow> fp{};
-    uint8_t size = 0;
-    uint8_t next = 0;
-  };
-  enum class Dup { kNone, kExact, kConflict };
-  Dup CheckDuplicate(const Reading& r, History& h, uint64_t fp) const;
-  static void Remember(History& h, int64_t ts, uint64_t fp);
-  static uint64_t Fingerprint(const Reading& r);
+  struct State;  // private (agent/src/validator.cpp)
 
-  ValidationConfig config_;
-  Clock& clock_;
-  ValidationStats stats_;
-  std::unordered_map<std::string, History> history_;
+ private:
+  std::unique_ptr<State> s_;
 };
 
 }  // namespace edgepipe::agent

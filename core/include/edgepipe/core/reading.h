@@ -27,8 +27,10 @@ enum QualityFlag : uint32_t {
   kQualityRestamped = 1u << 9,      // stamped from the monotonic clock, re-stamped after sync
   kQualityType = 1u << 10,          // value type differs from the sensor's declaration
   kQualityNonFinite = 1u << 11,     // NaN or infinity (only when the rule's action is "flag")
+  kQualitySentinel = 1u << 12,      // a declared missing-value marker (e.g. -200)
+  kQualityUnit = 1u << 13,          // unit unknown or not convertible to the configured one (value as received)
 };
-constexpr int kQualityFlagCount = 12;
+constexpr int kQualityFlagCount = 14;
 // Stable lower-case names used in output records and config ("range", "stuck", ...).
 const char* QualityFlagName(int bit);
 

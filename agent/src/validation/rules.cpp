@@ -1,0 +1,145 @@
+#include "validation/rules.h"
+
+#include <algorithm>
+#include <cmath>
+
+namespace edgepipe::agent::validation {
+namespace {
+
+void Apply(CompiledRules& c, const SensorRules& t) {
+  if (t.finite) c.finite = t.finite->action;
+  if (t.type) {
+    c.type = t.type->action;
+    c.type_expect = t.type->expect;
+  }
+  if (t.sentinel) {
+    c.sentinel = t.sentinel->action;
+    c.sentinels = t.sentinel->values;
+  }
+  if (t.range) {
+    c.range = t.range->action;
+    c.range_p = *t.range;
+  }
+  if (t.rate_of_change) {
+    c.rate = t.rate_of_change->action;
+    c.rate_p = *t.rate_of_change;
+  }
+  if (t.stuck) {
+    c.stuck = t.stuck->action;
+    c.stuck_p = *t.stuck;
+  }
+  if (t.spike) {
+    c.spike = t.spike->action;
+    c.spike_p = *t.spike;
+  }
+  if (t.future) {
+    c.future = t.future->action;
+    c.future_skew_us = t.future->skew_us;
+  }
+  if (t.too_old) {
+    c.too_old = t.too_old->action;
+    c.too_old_floor_us = t.too_old->floor_us;
+  }
+  if (t.backwards) c.backwards = t.backwards->action;
+  if (t.duplicate) c.duplicate = t.duplicate->action;
+  if (t.calibration) c.calibration = t.calibration->coefficients;
+  if (t.unit) {
+    // A later table's unit settings replace the earlier ones as a whole.
+    // `action = "off"` switches declaration and conversion off.
+    const bool off = t.unit->action == RuleAction::kOff;
+    c.unit = t.unit->action;
+    c.unit_from = off ? std::string() : t.unit->from;
+    c.unit_to = off ? std::string() : t.unit->to;
+  }
+  if (t.resolution) c.resolution = *t.resolution;
+}
+
+}  // namespace
+
+CompiledRules Compile(const ValidationConfig& config, const std::vector<size_t>& hits) {
+  CompiledRules c;
+  c.finite = config.non_finite;
+  c.duplicate = config.duplicate;
+  Apply(c, config.defaults);
+  for (size_t i : hits) Apply(c, config.sensors[i]);
+  // An identity calibration must not touch values (x * 1 + 0 turns -0.0 into +0.0).
+  if (c.calibration.size() == 2 && c.calibration[0] == 0.0 && c.calibration[1] == 1.0) c.calibration.clear();
+  if (c.unit_to.empty()) c.unit = RuleAction::kOff;
+  if (c.resolution > 0) {
+    double p = 1;
+    for (int d = 0; d <= 15; ++d, p *= 10) {
+      if (c.resolution == 1.0 / p) {
+        c.resolution_pow10 = p;
+        break;
+      }
+    }
+  }
+  c.has_transform = !c.calibration.empty() || !c.unit_to.empty() || c.resolution > 0;
+  c.has_value_rules = c.range != RuleAction::kOff || c.stuck != RuleAction::kOff || c.rate != RuleAction::kOff ||
+                      c.spike != RuleAction::kOff;
+  return c;
+}
+
+double RoundToResolution(double v, const CompiledRules& r) {
+  double out;
+  if (r.resolution_pow10 > 0) {
+    const double scaled = v * r.resolution_pow10;
+    // Beyond 2^52 every double is an integer: rounding would only add error.
+    if (std::fabs(scaled) >= 4503599627370496.0) return v;
+    out = std::round(scaled) / r.resolution_pow10;
+  } else {
+    const double scaled = v / r.resolution;
+    if (std::fabs(scaled) >= 4503599627370496.0) return v;
+    out = std::round(scaled) * r.resolution;
+  }
+  if (out == 0.0) out = 0.0;  // no "-0" in the output
+  return out;
+}
+
+SpikeWindow::SpikeWindow(uint32_t capacity) : ring_(capacity) { sorted_.reserve(capacity); }
+
+void SpikeWindow::Push(double v) {
+  if (full()) {
+    const double old = ring_[head_];
+    auto it = std::lower_bound(sorted_.begin(), sorted_.end(), old);
+    sorted_.erase(it);
+    ring_[head_] = v;
+    head_ = (head_ + 1) % ring_.size();
+  } else {
+    ring_[(head_ + size_) % ring_.size()] = v;
+    ++size_;
+  }
+  sorted_.insert(std::upper_bound(sorted_.begin(), sorted_.end(), v), v);
+}
+
+double SpikeWindow::Median() const {
+  const size_t n = sorted_.size();
+  if (n % 2) return sorted_[n / 2];
+  return (sorted_[n / 2 - 1] + sorted_[n / 2]) / 2;
+}
+
+double SpikeWindow::Mad(double median) const {
+  // The deviations |x - median| form two ascending sequences: walking left from the median
+  // (median - x) and right (x - median). Merge them up to the middle element.
+  const size_t n = sorted_.size();
+  const size_t split = static_cast<size_t>(std::lower_bound(sorted_.begin(), sorted_.end(), median) - sorted_.begin());
+  size_t l = split;  // next left element is sorted_[l - 1]
+  size_t r = split;  // next right element is sorted_[r]
+  const size_t want = n / 2;
+  double prev = 0, cur = 0;
+  for (size_t k = 0; k <= want; ++k) {
+    double dl = l > 0 ? median - sorted_[l - 1] : INFINITY;
+    double dr = r < n ? sorted_[r] - median : INFINITY;
+    prev = cur;
+    if (dl <= dr) {
+      cur = dl;
+      --l;
+    } else {
+      cur = dr;
+      ++r;
+    }
+  }
+  return n % 2 ? cur : (prev + cur) / 2;
+}
+
+}  // namespace edgepipe::agent::validation
