@@ -36,6 +36,7 @@ Result<uint64_t> Ingest::AppendWithState(std::span<const Reading> readings, cons
   std::vector<Reading> passed;
   std::vector<QuarantineRecord> rejected;
   std::lock_guard<std::mutex> lock(mu_);
+  if (guard_) EP_RETURN_IF_ERROR(HoldLocked(in));  // clock unsynchronised: held, not validated yet
   validator_.Process(in, &passed, &rejected);
   uint64_t ticket = 0;
   for (const QuarantineRecord& q : rejected) {
@@ -99,6 +100,7 @@ Status Agent::Start() {
   Result<std::vector<Reading>> recent = store_->RecentReadings(50'000);
   if (recent.ok()) ingest_->Seed(*recent);
   else EP_LOG_WARN(kLog, "could not read recent readings for duplicate detection: %s", recent.status().ToString().c_str());
+  EP_RETURN_IF_ERROR(StartQuality());  // issue 7: [validation.clock] (may release held readings), quality counters
   extend.reset();
 
   Result<std::unique_ptr<uploader::Sink>> sink =
@@ -187,7 +189,8 @@ Status Agent::Run(int64_t duration_us) {
     status_timer.expires_after(std::chrono::microseconds(config_.agent.status_interval_us));
     status_timer.async_wait([&](const boost::system::error_code& ec) {
       if (ec) return;
-      EP_LOG_INFO(kLog, "%s", PeriodicStatusLine().c_str());
+      EP_LOG_INFO(kLog, "%s", (PeriodicStatusLine() + QualityLogSuffix()).c_str());
+      SaveQuality();  // issue 7: also releases held readings that are due
       arm_status();
     });
   };
@@ -230,6 +233,7 @@ Status Agent::Shutdown() {
   //    is still in flight then is abandoned (it stays claimed in the buffer for the next start).
   if (uploader_) WaitForUploads(clock_.MonotonicNowUs() + config_.agent.shutdown_timeout_us).IgnoreError();
   StopTelemetry();
+  SaveQuality();  // issue 7
   EP_LOG_NOTICE(kLog, "stopped. %s", StatusLine().c_str());
   RestoreSignals();
   return result;
@@ -246,7 +250,7 @@ RunSummary Agent::Summary() {
   return s;
 }
 
-std::string Agent::StatusLine() { return StatusLineFor(Summary()); }
+std::string Agent::StatusLine() { return StatusLineFor(Summary()) + QualityLogSuffix(); }
 
 std::string StatusLineFor(const RunSummary& s) {
   std::string line = StrFormat(

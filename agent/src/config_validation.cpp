@@ -478,6 +478,9 @@ const Section<ClockConfig>& ClockSection() {
         "Disk budget of the hold file; beyond it the oldest held readings are released flagged `clock_unsynced`."));
     sec.fields.push_back(DurationField<C>("check_interval", &C::check_interval_us, 10 * kMs, kMin,
         "How often the synchronisation state is checked."));
+    sec.fields.push_back(StringField<C>("synchronized_file", &C::synchronized_file,
+        "For `timesyncd` and `auto`: the file whose existence means the clock is synchronised (systemd-timesyncd "
+        "creates this one; point it at a file your own NTP tooling touches)."));
     Field<C> path = StringField<C>("hold_path", &C::hold_path,
         "File holding readings while unsynchronised. Relative paths are relative to the config file.");
     path.doc.default_text = "(buffer.path + \".clock-hold\")";
@@ -562,8 +565,6 @@ const Section<ValidationConfig>& ValidationSection() {
             return;
           }
           ClockSection().Parse(v.clock, *t, r, p);
-          if (v.clock.mode != ClockMode::kOff && t->contains("mode"))
-            r.Add(t->get("mode")->source(), p + ".mode: clock handling is not available in this build yet; use \"off\"");
         }));
     return sec;
   }();

@@ -14,6 +14,7 @@
 #include "commands.h"
 #include "edgepipe/agent/config.h"
 #include "edgepipe/agent/metrics.h"
+#include "edgepipe/agent/quality_report.h"
 #include "edgepipe/core/clock.h"
 #include "edgepipe/core/time_util.h"
 
@@ -234,6 +235,7 @@ int CmdStatus(const std::string& path, bool as_json) {
               {"last_upload", st->last_ack_time_us ? FormatIso8601Ms(st->last_ack_time_us) : ""},
               {"last_upload_key", st->last_ack_key},
               {"agent", LiveJson(live)}};
+    j["quality"] = json::parse(QualityStatusJson(c.buffer.path));  // issue 7: per sensor per rule
     printf("%s\n", j.dump(2).c_str());
     return 0;
   }
@@ -260,6 +262,7 @@ int CmdStatus(const std::string& path, bool as_json) {
   printf("lifetime:          %llu committed, %llu delivered in %llu batches, %llu dropped\n",
          static_cast<unsigned long long>(st->readings_committed), static_cast<unsigned long long>(st->readings_acked),
          static_cast<unsigned long long>(st->batches_acked), static_cast<unsigned long long>(st->readings_dropped));
+  printf("%s", QualityStatusText(c.buffer.path).c_str());  // issue 7: per sensor per rule
   return 0;
 }
 

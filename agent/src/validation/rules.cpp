@@ -92,7 +92,10 @@ double RoundToResolution(double v, const CompiledRules& r) {
     if (std::fabs(scaled) >= 4503599627370496.0) return v;
     out = std::round(scaled) * r.resolution;
   }
-  if (out == 0.0) out = 0.0;  // no "-0" in the output
+  // A value already on the grid is kept as it came (bit for bit, a received -0 included); a
+  // value that rounds to zero becomes +0 (no "-0" made by rounding).
+  if (out == v) return v;
+  if (out == 0.0) out = 0.0;
   return out;
 }
 

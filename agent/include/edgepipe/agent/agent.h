@@ -14,7 +14,9 @@
 #include <thread>
 #include <vector>
 
+#include "edgepipe/agent/clock_sync.h"
 #include "edgepipe/agent/config.h"
+#include "edgepipe/agent/quality_report.h"
 #include "edgepipe/agent/service.h"
 #include "edgepipe/agent/validator.h"
 #include "edgepipe/buffer/store.h"
@@ -46,8 +48,21 @@ class Ingest final : public ReadingSink {
   using AcceptedHook = std::function<void(std::span<const Reading>)>;
   void SetAcceptedHook(AcceptedHook hook);
 
+  // [validation.clock] (clock_sync.h, ingest_clock.cpp): from now on readings stamped while the
+  // clock is unsynchronised are held and re-stamped at sync. Opens the hold file and releases
+  // what can be released at once. Call before sources start.
+  Status EnableClockGuard(std::unique_ptr<ClockGuard> guard);
+  // Re-checks the clock and releases held readings that are due (also done on every Append).
+  Status Tick();
+  std::optional<ClockGuardStats> clock_stats() const;
+  std::vector<SensorQuality> SensorReport() const;
+
  private:
+  Status ReleaseHeldLocked();
+  Status HoldLocked(std::vector<Reading>& in);
+
   mutable std::mutex mu_;
+  std::unique_ptr<ClockGuard> guard_;
   Validator validator_;
   ReadingSink& buffer_;
   std::map<std::string, uint64_t> source_rejects_;  // quarantined by sources (parse errors, ...)
@@ -125,7 +140,15 @@ class Agent {
   // Whether the last health check found the buffer writer healthy (the watchdog condition).
   bool writer_healthy() const { return writer_healthy_; }
 
+  // Data-quality counters per sensor per rule since the first start on this buffer (issue 7).
+  QualityReport Quality();
+
  private:
+  // agent_quality.cpp (issue 7): clock guard and the quality report file for `edgepipe status`.
+  Status StartQuality();
+  void SaveQuality();
+  std::string QualityLogSuffix();
+
   // Service integration (agent_service.cpp).
   void InitService();
   void BlockSignals();
@@ -180,6 +203,7 @@ class Agent {
   bool upload_abandoned_ = false;
   bool signals_blocked_ = false;
   sigset_t saved_sigmask_;
+  QualityReport quality_base_;  // counters of earlier runs (issue 7)
 };
 
 }  // namespace edgepipe::agent

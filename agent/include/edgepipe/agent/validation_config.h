@@ -147,6 +147,7 @@ struct ClockConfig {
   int64_t max_hold_us = 24ll * 3600 * 1'000'000;  // then released, flagged clock_unsynced
   uint64_t max_hold_bytes = 64ull << 20;
   int64_t check_interval_us = 1'000'000;
+  std::string synchronized_file = "/run/systemd/timesync/synchronized";  // timesyncd's flag file
   std::string hold_path;  // "" = <buffer.path>.clock-hold
 };
 
