@@ -139,7 +139,9 @@ TEST(Transform, RoundingToTheResolution) {
   r.resolution_pow10 = 10;
   DOUBLES_EQUAL(21.3, validation::RoundToResolution(21.34, r), 0);
   CHECK_EQUAL(Bits(4.7), Bits(validation::RoundToResolution(4.66666666666667, r)));
-  CHECK_EQUAL(Bits(0.0), Bits(validation::RoundToResolution(-2.77555756156289e-17, r)));  // no -0
+  CHECK_EQUAL(Bits(0.0), Bits(validation::RoundToResolution(-2.77555756156289e-17, r)));  // no -0 made by rounding
+  CHECK_EQUAL(Bits(0.0), Bits(validation::RoundToResolution(-0.04, r)));
+  CHECK_EQUAL(Bits(-0.0), Bits(validation::RoundToResolution(-0.0, r)));  // on the grid: kept as received
   CHECK_EQUAL(Bits(1e300), Bits(validation::RoundToResolution(1e300, r)));
   r.resolution_pow10 = 0;
   r.resolution = 0.5;
