@@ -39,16 +39,24 @@ Result<uint64_t> Ingest::AppendWithState(std::span<const Reading> readings, cons
   if (guard_) EP_RETURN_IF_ERROR(HoldLocked(in));  // clock unsynchronised: held, not validated yet
   validator_.Process(in, &passed, &rejected);
   uint64_t ticket = 0;
+  // When the buffer refuses, the source keeps (or re-sends) these readings: the validator must
+  // forget them, or the retry would be dropped as exact duplicates (silent loss).
   for (const QuarantineRecord& q : rejected) {
     Result<uint64_t> t = buffer_.Quarantine(q);
-    if (!t.ok()) return t.status();
+    if (!t.ok()) {
+      validator_.Forget();
+      return t.status();
+    }
     ticket = std::max(ticket, *t);
   }
   // The state is committed even when every reading was rejected or dropped: the source has
   // still consumed its input up to this point.
   if (!passed.empty() || !state.key.empty()) {
     Result<uint64_t> t = buffer_.AppendWithState(passed, state);
-    if (!t.ok()) return t.status();
+    if (!t.ok()) {
+      validator_.Forget();
+      return t.status();
+    }
     ticket = std::max(ticket, *t);
     if (accepted_hook_ && !passed.empty()) accepted_hook_(passed);
   }

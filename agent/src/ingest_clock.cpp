@@ -46,12 +46,20 @@ Status Ingest::ReleaseHeldLocked() {
     std::vector<Reading> passed;
     std::vector<QuarantineRecord> rejected;
     validator_.Process(rel.readings, &passed, &rejected);
+    // On failure the release is retried later with the same readings: forget them (see
+    // Ingest::AppendWithState).
     for (const QuarantineRecord& q : rejected) {
       Result<uint64_t> t = buffer_.Quarantine(q);
-      if (!t.ok()) return t.status();
+      if (!t.ok()) {
+        validator_.Forget();
+        return t.status();
+      }
     }
     Result<uint64_t> t = buffer_.AppendWithState(passed, rel.state);
-    if (!t.ok()) return t.status();
+    if (!t.ok()) {
+      validator_.Forget();
+      return t.status();
+    }
     EP_RETURN_IF_ERROR(buffer_.WaitDurable(*t));
     if (accepted_hook_ && !passed.empty()) accepted_hook_(passed);
     EP_RETURN_IF_ERROR(guard_->Released(rel));

@@ -41,6 +41,23 @@ struct History {
   uint8_t next = 0;
 };
 
+struct SensorState;
+
+// What Validator::Forget() puts back: a sensor's rule history and counters as they were before
+// the last Process() call touched it. Allocated on first use and reused (no allocation after).
+struct SavedState {
+  std::array<int64_t, Validator::kDuplicateWindow> ts{};
+  std::array<uint64_t, Validator::kDuplicateWindow> fp{};
+  std::array<uint64_t, Validator::kDuplicateWindow> seq{};
+  uint8_t size = 0, next = 0;
+  Counters c;
+  bool has_ts = false, has_prev = false;
+  int64_t max_ts = 0, prev_ts = 0, run_start = 0;
+  double prev_value = 0, run_value = 0;
+  uint32_t run_count = 0;
+  std::unique_ptr<SpikeWindow> window;
+};
+
 struct SensorState {
   const CompiledRules* rules = nullptr;
   History hist;
@@ -59,6 +76,52 @@ struct SensorState {
   std::string conv_from;
   std::optional<LinearMap> conv;
   std::string conv_why;
+  // Forget(): the state before the Process() call numbered `saved_call`.
+  uint64_t saved_call = 0;
+  std::unique_ptr<SavedState> saved;
+
+  void Save(uint64_t call) {
+    if (!saved) saved = std::make_unique<SavedState>();
+    SavedState& v = *saved;
+    saved_call = call;
+    v.ts = hist.ts;
+    v.fp = hist.fp;
+    if (hist.seq) v.seq = *hist.seq;
+    v.size = hist.size;
+    v.next = hist.next;
+    v.c = c;
+    v.has_ts = has_ts;
+    v.max_ts = max_ts;
+    v.has_prev = has_prev;
+    v.prev_ts = prev_ts;
+    v.prev_value = prev_value;
+    v.run_count = run_count;
+    v.run_value = run_value;
+    v.run_start = run_start;
+    if (window) {
+      if (!v.window) v.window = std::make_unique<SpikeWindow>(*window);
+      else *v.window = *window;
+    }
+  }
+
+  void Restore() {
+    const SavedState& v = *saved;
+    hist.ts = v.ts;
+    hist.fp = v.fp;
+    if (hist.seq) *hist.seq = v.seq;
+    hist.size = v.size;
+    hist.next = v.next;
+    c = v.c;
+    has_ts = v.has_ts;
+    max_ts = v.max_ts;
+    has_prev = v.has_prev;
+    prev_ts = v.prev_ts;
+    prev_value = v.prev_value;
+    run_count = v.run_count;
+    run_value = v.run_value;
+    run_start = v.run_start;
+    if (window) *window = *v.window;
+  }
 };
 
 std::string Num(double v) {
@@ -110,6 +173,11 @@ struct Validator::State {
   const std::string* last_key = nullptr;
   SensorState* last_state = nullptr;
   Counters total;
+  // Forget(): the number of the current Process() call, the sensors it touched (map nodes do not
+  // move) and the totals before it.
+  uint64_t call = 0;
+  std::vector<SensorState*> touched;
+  Counters total_before;
 
   SensorState& Lookup(const std::string& sensor);
   Dup CheckDuplicate(const Reading& r, const History& h, uint64_t fp) const;
@@ -197,6 +265,10 @@ void Validator::State::Transform(Reading& r, SensorState& st, uint32_t* flags, s
 
 Outcome Validator::State::ProcessOne(Reading& r, int64_t now, QuarantineRecord* q) {
   SensorState& st = Lookup(r.sensor);
+  if (st.saved_call != call) {
+    st.Save(call);
+    touched.push_back(&st);
+  }
   const CompiledRules& cr = *st.rules;
   ++st.c.received;
   ++total.received;
@@ -399,6 +471,9 @@ void Validator::Seed(const std::vector<Reading>& stored) {
     return a->ts_us < b->ts_us;
   });
   for (const Reading* r : order) s_->SeedOne(s_->Lookup(r->sensor), *r);
+  s_->touched.clear();  // nothing for Forget() to undo
+  s_->total_before = s_->total;
+  ++s_->call;
 }
 
 void Validator::SetClockTrusted(bool trusted) { s_->clock_trusted = trusted; }
@@ -406,6 +481,9 @@ void Validator::SetClockTrusted(bool trusted) { s_->clock_trusted = trusted; }
 void Validator::Process(std::vector<Reading>& in, std::vector<Reading>* passed, std::vector<QuarantineRecord>* rejected) {
   passed->reserve(passed->size() + in.size());
   const int64_t now = s_->clock.SystemNowUs();
+  ++s_->call;
+  s_->touched.clear();
+  s_->total_before = s_->total;
   QuarantineRecord q;
   for (Reading& r : in) {
     switch (s_->ProcessOne(r, now, &q)) {
@@ -421,6 +499,14 @@ void Validator::Process(std::vector<Reading>& in, std::vector<Reading>* passed, 
     }
   }
   in.clear();
+}
+
+void Validator::Forget() {
+  for (SensorState* st : s_->touched)
+    if (st->saved_call == s_->call) st->Restore();
+  s_->touched.clear();
+  s_->total = s_->total_before;
+  ++s_->call;  // a second Forget() has nothing left to undo
 }
 
 namespace {

@@ -59,6 +59,14 @@ class Validator {
   // Not thread-safe: the caller serialises (stateful rules keep per-sensor history).
   void Process(std::vector<Reading>& in, std::vector<Reading>* passed, std::vector<QuarantineRecord>* rejected);
 
+  // Forgets the last Process() call as if it had not happened: every sensor it touched gets back
+  // its history (duplicate window, latest time, previous value, stuck run, spike window) and its
+  // counters, and the totals are restored. The caller calls it when what Process() returned could
+  // not be stored (the buffer refused the append or the quarantine records): otherwise the
+  // source's retry of the same readings would be dropped as exact duplicates (silent loss) or
+  // misjudged as going backwards or stuck. Does nothing when called twice, or after Seed() only.
+  void Forget();
+
   // Primes the per-sensor history (duplicates, latest time, previous value, stuck run, spike
   // window) with readings already stored (e.g. Store::RecentReadings after a restart), without
   // counting them.
