@@ -39,6 +39,10 @@ struct History {
   std::unique_ptr<std::array<uint64_t, Validator::kDuplicateWindow>> seq;  // only with duplicate_by != timestamp
   uint8_t size = 0;
   uint8_t next = 0;
+  // Upper bounds of what the window holds (of all ever remembered): a reading above both cannot
+  // repeat one in the window, which spares the scan for data arriving in order.
+  int64_t max_ts = INT64_MIN;
+  uint64_t max_seq = 0;
 };
 
 struct SensorState;
@@ -50,6 +54,8 @@ struct SavedState {
   std::array<uint64_t, Validator::kDuplicateWindow> fp{};
   std::array<uint64_t, Validator::kDuplicateWindow> seq{};
   uint8_t size = 0, next = 0;
+  int64_t hist_max_ts = INT64_MIN;
+  uint64_t hist_max_seq = 0;
   Counters c;
   bool has_ts = false, has_prev = false;
   int64_t max_ts = 0, prev_ts = 0, run_start = 0;
@@ -89,6 +95,8 @@ struct SensorState {
     if (hist.seq) v.seq = *hist.seq;
     v.size = hist.size;
     v.next = hist.next;
+    v.hist_max_ts = hist.max_ts;
+    v.hist_max_seq = hist.max_seq;
     v.c = c;
     v.has_ts = has_ts;
     v.max_ts = max_ts;
@@ -111,6 +119,8 @@ struct SensorState {
     if (hist.seq) *hist.seq = v.seq;
     hist.size = v.size;
     hist.next = v.next;
+    hist.max_ts = v.hist_max_ts;
+    hist.max_seq = v.hist_max_seq;
     c = v.c;
     has_ts = v.has_ts;
     max_ts = v.max_ts;
@@ -218,6 +228,7 @@ SensorState& Validator::State::Lookup(const std::string& sensor) {
 Dup Validator::State::CheckDuplicate(const Reading& r, const History& h, uint64_t fp) const {
   const bool by_seq = h.seq && r.seq != 0;
   const bool by_ts = config.duplicate_by != DuplicateKey::kSequence || !by_seq;
+  if ((!by_ts || r.ts_us > h.max_ts) && (!by_seq || r.seq > h.max_seq)) return Dup::kNone;
   for (int i = 0; i < h.size; ++i) {
     if ((by_ts && h.ts[i] == r.ts_us) || (by_seq && (*h.seq)[i] == r.seq))
       return h.fp[i] == fp ? Dup::kExact : Dup::kConflict;
@@ -229,6 +240,8 @@ void Validator::State::Remember(History& h, const Reading& r, uint64_t fp) const
   h.ts[h.next] = r.ts_us;
   h.fp[h.next] = fp;
   if (h.seq) (*h.seq)[h.next] = r.seq;
+  h.max_ts = std::max(h.max_ts, r.ts_us);
+  h.max_seq = std::max(h.max_seq, r.seq);
   h.next = static_cast<uint8_t>((h.next + 1) % kDuplicateWindow);
   if (h.size < kDuplicateWindow) ++h.size;
 }
@@ -386,9 +399,13 @@ Outcome Validator::State::ProcessOne(Reading& r, int64_t now, QuarantineRecord* 
     if (st.window && st.window->full()) {
       const SpikeRule& p = cr.spike_p;
       const double med = st.window->Median();
-      const double scale = std::max(1.4826 * st.window->Mad(med), p.min_scale);
-      if (scale > 0 && std::fabs(v - med) > p.threshold * scale && hit(cr.spike, kQualitySpike)) {
-        why = "value " + Num(v) + " deviates " + Num(std::fabs(v - med)) + " from the median " + Num(med) + " of the last " +
+      const double dev = std::fabs(v - med);
+      // Within threshold x min_scale of the median nothing is a spike, whatever the MAD: most
+      // readings end here without computing it.
+      const double scale = dev <= p.threshold * p.min_scale ? p.min_scale
+                                                            : std::max(1.4826 * st.window->Mad(med), p.min_scale);
+      if (scale > 0 && dev > p.threshold * scale && hit(cr.spike, kQualitySpike)) {
+        why = "value " + Num(v) + " deviates " + Num(dev) + " from the median " + Num(med) + " of the last " +
               std::to_string(p.window) + " readings (limit " + Num(p.threshold) + " x " + Num(scale) + ")";
         break;
       }

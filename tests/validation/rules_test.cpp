@@ -1,8 +1,13 @@
 // Each rule on its own, with its edge cases: bounds, first readings, references, actions.
+#include <algorithm>
 #include <cmath>
+#include <deque>
 #include <limits>
+#include <random>
 
 #include "vtest.h"
+
+#include "validation/rules.h"
 
 #include <CppUTest/TestHarness.h>
 
@@ -206,6 +211,33 @@ spike = { window = 5, threshold = 3 }
   // Window not full yet for the 1000 at index 3.
   Out o = Run(v, Series("t", {10, 11, 10, 1000}));
   for (const auto& r : o.passed) CHECK_EQUAL(0u, r.quality);
+}
+
+TEST(Rules, SpikeWindowMedianAndMadMatchABruteForceComputation) {
+  // The window keeps a sorted copy updated in place; compare with sorting from scratch, over
+  // values with many ties (a quantised signal) and odd and even window sizes.
+  std::mt19937_64 rng(7);
+  for (uint32_t cap : {1u, 2u, 3u, 4u, 5u, 11u, 12u, 31u}) {
+    validation::SpikeWindow w(cap);
+    std::deque<double> ref;
+    for (int i = 0; i < 2000; ++i) {
+      const double v = std::uniform_int_distribution<int>(-20, 20)(rng) * 0.5;
+      w.Push(v);
+      ref.push_back(v);
+      if (ref.size() > cap) ref.pop_front();
+      std::vector<double> sorted(ref.begin(), ref.end());
+      std::sort(sorted.begin(), sorted.end());
+      const size_t n = sorted.size();
+      const double med = n % 2 ? sorted[n / 2] : (sorted[n / 2 - 1] + sorted[n / 2]) / 2;
+      std::vector<double> dev;
+      for (double x : sorted) dev.push_back(std::fabs(x - med));
+      std::sort(dev.begin(), dev.end());
+      const double mad = n % 2 ? dev[n / 2] : (dev[n / 2 - 1] + dev[n / 2]) / 2;
+      LONGS_EQUAL(n, w.size());
+      DOUBLES_EQUAL(med, w.Median(), 0);
+      DOUBLES_EQUAL(mad, w.Mad(w.Median()), 0);
+    }
+  }
 }
 
 TEST(Rules, SpikeIsAHampelOutlier) {

@@ -102,16 +102,30 @@ double RoundToResolution(double v, const CompiledRules& r) {
 SpikeWindow::SpikeWindow(uint32_t capacity) : ring_(capacity) { sorted_.reserve(capacity); }
 
 void SpikeWindow::Push(double v) {
+  const size_t n = sorted_.size();
   if (full()) {
+    // Replace the oldest value by `v` in the sorted copy in one pass: find it, then slide the
+    // values between its place and v's place over by one.
     const double old = ring_[head_];
-    auto it = std::lower_bound(sorted_.begin(), sorted_.end(), old);
-    sorted_.erase(it);
     ring_[head_] = v;
     head_ = (head_ + 1) % ring_.size();
-  } else {
-    ring_[(head_ + size_) % ring_.size()] = v;
-    ++size_;
+    size_t i = static_cast<size_t>(std::lower_bound(sorted_.begin(), sorted_.end(), old) - sorted_.begin());
+    if (v > old) {
+      while (i + 1 < n && sorted_[i + 1] < v) {
+        sorted_[i] = sorted_[i + 1];
+        ++i;
+      }
+    } else {
+      while (i > 0 && sorted_[i - 1] > v) {
+        sorted_[i] = sorted_[i - 1];
+        --i;
+      }
+    }
+    sorted_[i] = v;
+    return;
   }
+  ring_[(head_ + size_) % ring_.size()] = v;
+  ++size_;
   sorted_.insert(std::upper_bound(sorted_.begin(), sorted_.end(), v), v);
 }
 
@@ -123,24 +137,23 @@ double SpikeWindow::Median() const {
 
 double SpikeWindow::Mad(double median) const {
   // The deviations |x - median| form two ascending sequences: walking left from the median
-  // (median - x) and right (x - median). Merge them up to the middle element.
+  // (median - x) and right (x - median). Merge them up to the middle element. `median` is the
+  // window's median, so the values below index n/2 are <= it and the others >= it.
   const size_t n = sorted_.size();
-  const size_t split = static_cast<size_t>(std::lower_bound(sorted_.begin(), sorted_.end(), median) - sorted_.begin());
-  size_t l = split;  // next left element is sorted_[l - 1]
-  size_t r = split;  // next right element is sorted_[r]
+  if (n == 0) return 0;
+  const double* a = sorted_.data();
+  size_t l = n / 2;  // next left element is a[l - 1]
+  size_t r = n / 2;  // next right element is a[r]
   const size_t want = n / 2;
   double prev = 0, cur = 0;
   for (size_t k = 0; k <= want; ++k) {
-    double dl = l > 0 ? median - sorted_[l - 1] : INFINITY;
-    double dr = r < n ? sorted_[r] - median : INFINITY;
+    const double dl = l > 0 ? median - a[l - 1] : INFINITY;
+    const double dr = r < n ? a[r] - median : INFINITY;
+    const bool left = dl <= dr;
     prev = cur;
-    if (dl <= dr) {
-      cur = dl;
-      --l;
-    } else {
-      cur = dr;
-      ++r;
-    }
+    cur = left ? dl : dr;
+    l -= left;
+    r += !left;
   }
   return n % 2 ? cur : (prev + cur) / 2;
 }
