@@ -3,8 +3,8 @@
 edgepipe_add_test(validation_test
   SOURCES validation/vtest.cpp validation/validation_config_test.cpp validation/rules_test.cpp
           validation/transform_test.cpp validation/property_test.cpp validation/clock_test.cpp
-          validation/forget_test.cpp
-  LIBS edgepipe_agent
+          validation/forget_test.cpp validation/report_test.cpp
+  LIBS edgepipe_agent nlohmann_json::nlohmann_json
   LABELS unit validation)
 target_include_directories(validation_test PRIVATE ${PROJECT_SOURCE_DIR}/agent/src)
 

@@ -98,6 +98,9 @@ resolution = 0.1
 )"));
   ProcessResult r = RunProcess({EdgepipeBinary(), "run", "--config", dir.Join("c.toml"), "--duration", "3s"});
   LONGS_EQUAL(0, r.exit_code);
+  // The periodic status line (every second here) and the final one end with the quality part.
+  CHECK(r.err.find("; quality: rejected finite ") != std::string::npos);
+  CHECK(r.err.find("flagged range ") != std::string::npos);
   Outbox o = ReadOutbox(dir.Join("outbox"));
   CHECK(o.readings.size() > 100);
   uint64_t temps = 0, flagged = 0;
