@@ -79,6 +79,25 @@ too_old = "reject"
   STRCMP_EQUAL("Cel", o.passed[0].unit.c_str());
   // The shutdown (values near 2 degF = -16.7 Cel) is real data: in range, kept.
   CHECK(std::any_of(o.passed.begin(), o.passed.end(), [](const Reading& r) { return r.value < -16; }));
+
+  // With the duplicate rule off, `backwards` (the sensor promises monotonic time) catches the
+  // repeat from line 10,151 up to 02:50; the repeated 02:55 equals the latest time, which is not
+  // backwards but `duplicate`'s business (off here), so it passes.
+  Validator b(ParseValidation(R"(
+[validation]
+drop_exact_duplicates = false
+[[validation.sensor]]
+match = "nab/*"
+duplicate = "off"
+backwards = "reject"
+)"),
+              clock);
+  o = Run(b, d.readings);
+  LONGS_EQUAL(11, o.rejected.size());
+  for (const auto& q : o.rejected) STRCMP_EQUAL("backwards", q.rule.c_str());
+  LONGS_EQUAL(d.readings[10149].ts_us, o.rejected[0].reading_ts_us);
+  LONGS_EQUAL(At("2014-01-07T02:50:00"), o.rejected[10].reading_ts_us);
+  LONGS_EQUAL(22695 - 11, o.passed.size());
 }
 
 TEST(DataSets, UciMissingValueSentinelsAreCaughtExactly) {
