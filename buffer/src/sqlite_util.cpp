@@ -40,6 +40,12 @@ Status SqliteStatus(int rc, sqlite3* db, std::string_view what) {
   }
 }
 
+void Rollback(sqlite3* db) {
+  const int keep = t_last_failed_code;
+  if (!sqlite3_get_autocommit(db)) sqlite3_exec(db, "ROLLBACK", nullptr, nullptr, nullptr);
+  t_last_failed_code = keep;
+}
+
 Stmt::Stmt(sqlite3* db, const char* sql) { rc_ = sqlite3_prepare_v2(db, sql, -1, &s_, nullptr); }
 
 Stmt::~Stmt() {

@@ -62,6 +62,9 @@ class Stmt {
   int rc_ = SQLITE_OK;
 };
 
+// Rolls back the open transaction, if any, keeping LastFailedSqliteCode() of the failure that
+// caused the rollback (callers classify it afterwards).
+void Rollback(sqlite3* db);
 // Executes SQL without results.
 Status Exec(sqlite3* db, const char* sql);
 // Runs a single-value query; returns `fallback` when there is no row.

@@ -165,7 +165,7 @@ Result<uint64_t> Store::Impl::Enqueue(Pending&& add, std::span<const Reading> re
   for (QuarantineRecord& q : add.quarantine) pending.quarantine.push_back(std::move(q));
   for (GapRecord& g : add.gaps) pending.gaps.push_back(std::move(g));
   for (auto& [k, v] : add.state) pending.state[k] = std::move(v);
-  memory_readings = pending.readings;
+  memory_readings = pending.readings + (uncertain_work ? uncertain_work->readings : 0);
   // Wake the writer to start the commit timer (first item) or commit at once (group full).
   if (was_empty || pending.readings >= opt.commit_max_readings) writer_cv.notify_one();
   return ticket;
@@ -193,6 +193,47 @@ void Store::Impl::WriterLoop() {
     const int64_t now = SteadyNowUs();
     if (retry_at > now && !kick && !(stop && shutdown_failures == 0)) {
       writer_cv.wait_for(lock, std::chrono::microseconds(retry_at - now));
+      continue;
+    }
+    if (uncertain_work) {
+      // A commit failed with an I/O error: find out whether it reached the file before
+      // committing anything else (docs/durability.md, "I/O errors").
+      lock.unlock();
+      Result<bool> landed = false;
+      {
+        std::lock_guard<std::mutex> db_lock(db_mu);
+        commit_started_mono = clock->MonotonicNowUs();
+        landed = ResolveUncertain();
+        commit_started_mono = 0;
+      }
+      lock.lock();
+      if (!landed.ok()) {
+        ++error_generation;
+        last_error = landed.status();
+        backoff_us = std::clamp<int64_t>(backoff_us * 2, 1'000'000, 60'000'000);
+        retry_at = SteadyNowUs() + backoff_us;
+        durable_cv.notify_all();
+        if (stop && ++shutdown_failures > 3) {
+          EP_LOG_ERROR(kLog, "giving up on %zu uncommitted items at shutdown: %s",
+                       uncertain_work->items() + pending.items(), landed.status().ToString().c_str());
+          break;
+        }
+        continue;
+      }
+      if (*landed) {
+        ++commits;
+        durable_ticket = std::max(durable_ticket, uncertain_ticket);
+        last_error = Status::Ok();
+      } else {
+        uncertain_work->Absorb(std::move(pending));
+        pending = std::move(*uncertain_work);
+      }
+      uncertain_work.reset();
+      memory_readings = pending.readings;
+      backoff_us = 0;
+      retry_at = 0;
+      maintenance = true;
+      durable_cv.notify_all();
       continue;
     }
     if (state.load() == WriterState::kIoError && !commit_due()) {
@@ -254,7 +295,8 @@ void Store::Impl::WriterLoop() {
     kick = false;
     lock.unlock();
     commit_started_mono = clock->MonotonicNowUs();
-    Status s = CommitWork(work);
+    bool uncertain = false;
+    Status s = CommitWork(work, &uncertain);
     commit_started_mono = 0;
     lock.lock();
     if (s.ok()) {
@@ -270,10 +312,15 @@ void Store::Impl::WriterLoop() {
       last_error = s;
       EP_LOG_ERROR(kLog, "commit of %zu readings failed (state %s), keeping them in memory and retrying: %s",
                    work.readings, WriterStateName(state.load()), s.ToString().c_str());
-      // Put the work back in front of anything appended meanwhile, preserving order.
-      work.Absorb(std::move(pending));
-      pending = std::move(work);
-      memory_readings = pending.readings;
+      if (uncertain) {
+        uncertain_work = std::make_unique<Pending>(std::move(work));
+        uncertain_ticket = ticket;
+      } else {
+        // Put the work back in front of anything appended meanwhile, preserving order.
+        work.Absorb(std::move(pending));
+        pending = std::move(work);
+      }
+      memory_readings = pending.readings + (uncertain_work ? uncertain_work->readings : 0);
       const int64_t floor = state.load() == WriterState::kIoError ? 1'000'000 : 50'000;
       const int64_t cap = state.load() == WriterState::kIoError ? 60'000'000 : 2'000'000;
       backoff_us = std::clamp<int64_t>(backoff_us * 2, floor, cap);

@@ -60,7 +60,7 @@ Status Store::Impl::SetAsideDamaged(int64_t chunk_id, const std::string& error, 
   if (s.ok()) s = AddCounter("readings_corrupt", count);
   if (s.ok()) s = Exec(db, "COMMIT");
   if (!s.ok()) {
-    Exec(db, "ROLLBACK").IgnoreError();
+    Rollback(db);
     NoteFailure(s, LastFailedSqliteCode());
     return s;
   }
@@ -185,7 +185,7 @@ Result<std::optional<uint64_t>> Store::Impl::ClaimReadings(const BatchPolicy& po
   }
   if (s.ok()) s = Exec(db, "COMMIT");
   if (!s.ok()) {
-    Exec(db, "ROLLBACK").IgnoreError();
+    Rollback(db);
     NoteFailure(s, LastFailedSqliteCode());
     return s;
   }
@@ -225,7 +225,7 @@ Result<std::optional<uint64_t>> Store::Impl::ClaimQuarantine(const BatchPolicy& 
   }
   if (s.ok()) s = Exec(db, "COMMIT");
   if (!s.ok()) {
-    Exec(db, "ROLLBACK").IgnoreError();
+    Rollback(db);
     NoteFailure(s, LastFailedSqliteCode());
     return s;
   }
@@ -299,6 +299,7 @@ Result<std::optional<Batch>> Store::Impl::LoadBatch(uint64_t id) {
 // chunk, or an hour no longer written to) gets its small chunks, oldest first, merged into one
 // that keeps the first chunk's id (and so its place). Returns true when it merged.
 bool Store::Impl::MergeOnce() {
+  if (io_failed) return false;
   const uint64_t target = opt.merge_target_readings;
   // A merged chunk must stay well inside the WAL allowance (docs/durability.md, the budget).
   const uint64_t max_input_bytes = static_cast<uint64_t>(wal_allowance / 4);
@@ -353,7 +354,7 @@ bool Store::Impl::MergeOnce() {
     }
     if (s.ok()) s = Exec(db, "COMMIT");
     if (!s.ok()) {
-      Exec(db, "ROLLBACK").IgnoreError();
+      Rollback(db);
       const int code = LastFailedSqliteCode();
       NoteFailure(s, code);
       // A full budget is not a reason to log at every step: merging needs free pages too.
@@ -448,7 +449,7 @@ Status Store::AckBatch(uint64_t batch_id, const DeliveryReceipt& receipt) {
   if (s.ok()) s = impl_->AddCounter("batches_acked", 1);
   if (s.ok()) s = Exec(db, "COMMIT");
   if (!s.ok()) {
-    Exec(db, "ROLLBACK").IgnoreError();
+    Rollback(db);
     if (s.code() != StatusCode::kNotFound) impl_->NoteFailure(s, LastFailedSqliteCode());
     return s;
   }

@@ -60,7 +60,10 @@ void Store::Impl::UpdateFullState() {
 }
 
 void Store::Impl::NoteFailure(const Status& s, int code) {
-  if (IsIoWriteError(code) || IsCorruptionCode(code)) {
+  // Read errors are not here: they change nothing on disk, and the call that met one reports it
+  // (kUnavailable) and is retried. SQLITE_CORRUPT is: the reopen runs quick_check.
+  const int primary = code & 0xff;
+  if (IsIoWriteError(code) || primary == SQLITE_CORRUPT || primary == SQLITE_NOTADB) {
     // After a failed write or fsync the file's content is unknown (the kernel may have dropped
     // the dirty pages and will not report it again): write nothing more through this
     // connection; the writer reopens the database (with quick_check) after a backoff.
@@ -96,6 +99,7 @@ Status Store::Impl::RecordGapsInDb(const std::vector<GapRecord>& gaps) {
 Status Store::Impl::Evict(int64_t pages_to_free, int64_t* freed_pages) {
   *freed_pages = 0;
   const int64_t want_bytes = std::min(pages_to_free * page_size, kMaxEvictBytes);
+  EP_RETURN_IF_ERROR(CheckWritable());
   EP_RETURN_IF_ERROR(Exec(db, "BEGIN IMMEDIATE"));
   int64_t freed = 0, readings = 0, quarantine_rows = 0;
   size_t chunks = 0;
@@ -148,7 +152,7 @@ Status Store::Impl::Evict(int64_t pages_to_free, int64_t* freed_pages) {
   if (s.ok()) s = AddCounter("quarantine_evicted", quarantine_rows);
   if (s.ok()) s = Exec(db, "COMMIT");
   if (!s.ok()) {
-    Exec(db, "ROLLBACK").IgnoreError();
+    Rollback(db);
     return s;
   }
   pending_chunks.erase(pending_chunks.begin(), pending_chunks.begin() + static_cast<ptrdiff_t>(chunks));
@@ -180,6 +184,7 @@ Status Store::Impl::EnsureSpace(int64_t pages_needed, bool* evicted_any) {
 Status Store::Impl::WriteTransaction(Pending& work, std::vector<std::pair<int64_t, std::string>>& blobs,
                                      std::vector<ChunkMeta>* added) {
   added->clear();
+  EP_RETURN_IF_ERROR(CheckWritable());  // e.g. the eviction's checkpoint just failed
   Status s = Exec(db, "BEGIN IMMEDIATE");
   if (!s.ok()) return s;
   const int64_t mono = clock->MonotonicNowUs();
@@ -253,13 +258,15 @@ Status Store::Impl::WriteTransaction(Pending& work, std::vector<std::pair<int64_
     if (!s.ok()) break;
     s = AddCounter(name.c_str(), delta);
   }
+  if (s.ok()) s = AddCounter("group_commits", 1);  // see ResolveUncertain
   if (s.ok()) s = Exec(db, "COMMIT");
-  if (!s.ok()) Exec(db, "ROLLBACK").IgnoreError();
+  if (!s.ok()) Rollback(db);
   return s;
 }
 
-Status Store::Impl::CommitWork(Pending& work) {
+Status Store::Impl::CommitWork(Pending& work, bool* uncertain) {
   std::lock_guard<std::mutex> lock(db_mu);
+  *uncertain = false;
   if (io_failed) EP_RETURN_IF_ERROR(Reopen());
   std::vector<std::pair<int64_t, std::string>> blobs;
   int64_t bytes = 0;
@@ -280,6 +287,7 @@ Status Store::Impl::CommitWork(Pending& work) {
     std::vector<ChunkMeta> added;
     if (s.ok()) s = WriteTransaction(work, blobs, &added);
     if (s.ok()) {
+      ++commit_seq;
       pending_chunks.insert(pending_chunks.end(), added.begin(), added.end());
       for (const ChunkMeta& m : added) newest_hour = std::max(newest_hour, m.hour);
       disk_full = false;
@@ -297,6 +305,9 @@ Status Store::Impl::CommitWork(Pending& work) {
       disk_full = !budget || (::statvfs(dir.empty() ? "." : dir.c_str(), &vfs) == 0 &&
                               static_cast<uint64_t>(vfs.f_bavail) * vfs.f_frsize < static_cast<uint64_t>(bytes) + (1 << 20));
       if (opt.on_full == OnFull::kDropOldest && attempt < 3) {
+        // On a full file system the WAL cannot grow: checkpoint it first, so that the eviction
+        // (a write transaction too) reuses the WAL file from its start.
+        if (disk_full) sqlite3_wal_checkpoint_v2(db, nullptr, SQLITE_CHECKPOINT_PASSIVE, nullptr, nullptr);
         int64_t freed = 0;
         Status e = Evict(std::max<int64_t>(pages_needed * 2, 16), &freed);
         if (e.ok() && freed > 0) continue;
@@ -307,8 +318,39 @@ Status Store::Impl::CommitWork(Pending& work) {
                                               s.message().c_str()));
     }
     NoteFailure(s, code);
+    if (io_failed) {
+      // A failed COMMIT (typically its fsync) may have left the complete transaction in the WAL,
+      // where the next open finds it: retrying blindly could store these readings twice.
+      *uncertain = true;
+      uncertain_seq = commit_seq + 1;
+    }
     return s;
   }
+}
+
+Result<bool> Store::Impl::ResolveUncertain() {
+  if (io_failed) EP_RETURN_IF_ERROR(Reopen());  // reads the WAL back, sets commit_seq
+  if (commit_seq < uncertain_seq) {
+    EP_LOG_NOTICE(kLog, "the commit that failed with an I/O error did not reach %s: committing it again",
+                  opt.path.c_str());
+    uncertain_seq = 0;
+    return false;
+  }
+  // It is in the WAL, but its fsync failed: the kernel may hold those pages only in its cache
+  // (marked clean after the error). A checkpoint copies them into the main file and fsyncs that
+  // file; only when it completes are the readings durable.
+  int log_frames = 0, done_frames = 0;
+  int rc = sqlite3_wal_checkpoint_v2(db, nullptr, SQLITE_CHECKPOINT_FULL, &log_frames, &done_frames);
+  if (rc != SQLITE_OK || done_frames < log_frames) {
+    Status s = rc != SQLITE_OK ? SqliteStatus(rc, db, "checkpoint after an I/O error")
+                               : UnavailableError("checkpoint after an I/O error: readers kept it from completing");
+    if (rc != SQLITE_OK) NoteFailure(s, rc);
+    return s;
+  }
+  EP_LOG_NOTICE(kLog, "the commit that failed with an I/O error had reached %s; checkpointed it (kept once, not "
+                "committed again)", opt.path.c_str());
+  uncertain_seq = 0;
+  return true;
 }
 
 }  // namespace edgepipe::buffer

@@ -28,6 +28,7 @@
 #include <atomic>
 #include <condition_variable>
 #include <map>
+#include <memory>
 #include <mutex>
 #include <set>
 #include <string>
@@ -88,11 +89,18 @@ struct Store::Impl {
   int64_t page_size = 4096;
   int64_t max_pages = 0;         // the main file's share of the budget, in pages
   int64_t wal_allowance = 0;     // bytes of the budget kept for the WAL
+  int64_t checkpoint_frames = 0; // the WAL hook checkpoints at this many frames
+  std::string db_dir;            // directory of the database (free space for the WAL hook)
   std::vector<ChunkMeta> pending_chunks;  // unclaimed chunks, ascending id
   int64_t newest_hour = INT64_MIN;        // hour of the newest committed chunk
   std::set<uint64_t> leased;
   ChunkEncoder encoder;
   bool io_failed = false;        // IO_ERROR: no writes through this connection
+  // Group commits ever made in this database (counter `group_commits`, written by every commit
+  // transaction): after a commit failed with an I/O error, reading it back tells whether that
+  // commit nevertheless reached the file (a failed fsync after the WAL frames were written).
+  int64_t commit_seq = 0;
+  int64_t uncertain_seq = 0;     // != 0: the commit that would have made commit_seq this is in doubt
   Status io_error;
   std::string recovered_from;    // file a corrupt database was moved to (this process)
 
@@ -107,6 +115,11 @@ struct Store::Impl {
   uint64_t error_generation = 0;  // bumped on each failed commit
   Status last_error;
   std::set<uint64_t> dropped_tickets;  // appends whose readings were dropped from memory
+  // A commit that failed with an I/O error may still have reached the file. Its work waits here
+  // (not merged back into `pending`, so it cannot be committed twice) until ResolveUncertain
+  // reopened the database and found out; nothing else is committed meanwhile.
+  std::unique_ptr<Pending> uncertain_work;
+  uint64_t uncertain_ticket = 0;
   bool urgent = false;
   bool kick = false;              // space was freed: retry a failed commit now
   bool stop = false;
@@ -132,12 +145,18 @@ struct Store::Impl {
   Status OpenDatabase();          // open (moving a corrupt file aside), migrate, load the index
   Status OpenAndCheck(bool* corrupt);
   Status Migrate(int from_version);
+  Status CreateSchema();          // tables, version, instance id (new or migrated database)
+  Status ApplyBudget(bool* corrupt);
   Status LoadPendingIndex();
   Status Reopen();                // IO_ERROR -> OK
   void CloseDb();
 
   // store_commit.cpp
-  Status CommitWork(Pending& work);
+  // `*uncertain` is set when the commit failed in a way that may have reached the file anyway.
+  Status CommitWork(Pending& work, bool* uncertain);
+  // After such a failure: reopens, and returns whether the commit in doubt is in the database
+  // (then made durable by a checkpoint before true is returned).
+  Result<bool> ResolveUncertain();
   Status WriteTransaction(Pending& work, std::vector<std::pair<int64_t, std::string>>& blobs,
                           std::vector<ChunkMeta>* added);
   Status AddCounter(const char* name, int64_t delta);

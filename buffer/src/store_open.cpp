@@ -1,12 +1,15 @@
 // Opening the buffer database: pragmas, the disk budget, PRAGMA quick_check, moving a damaged
 // file aside, schema migrations and the in-memory index of pending chunks.
 #include <sys/stat.h>
+#include <sys/statvfs.h>
 
 #include <algorithm>
 #include <cerrno>
 #include <cstdio>
 #include <cstring>
+#include <chrono>
 #include <random>
+#include <thread>
 
 #include "edgepipe/core/log.h"
 #include "edgepipe/core/time_util.h"
@@ -60,13 +63,45 @@ bool IsCorruptionCode(int code) {
          code == SQLITE_IOERR_SHORT_READ;
 }
 
+// Checkpoints from the WAL hook (instead of SQLite's automatic checkpoint, whose errors are
+// silent) so that a failed write or fsync of the database file puts the store into IO_ERROR like
+// any other. The commit that ran the hook has succeeded either way, so the hook never returns an
+// error (that would make the caller believe the commit failed and commit its work twice).
+//
+// The WAL must also fit the file system: a WAL that filled the disk cannot be checkpointed (the
+// main file has no room to take its pages) and nothing could be written again. So past a few
+// frames the hook also checkpoints once the WAL holds more than a quarter of the free space.
+static int WalHook(void* arg, sqlite3* db, const char*, int frames) {
+  auto* impl = static_cast<Store::Impl*>(arg);
+  if (impl->io_failed) return SQLITE_OK;
+  constexpr int kMinFrames = 16;
+  bool due = frames >= impl->checkpoint_frames;
+  if (!due && frames >= kMinFrames) {
+    struct statvfs fs;
+    if (::statvfs(impl->db_dir.c_str(), &fs) == 0) {
+      const uint64_t free_bytes = static_cast<uint64_t>(fs.f_bavail) * fs.f_frsize;
+      due = static_cast<uint64_t>(frames) * static_cast<uint64_t>(impl->page_size + 24) > free_bytes / 4;
+    }
+  }
+  if (!due) return SQLITE_OK;
+  int rc = sqlite3_wal_checkpoint_v2(db, nullptr, SQLITE_CHECKPOINT_PASSIVE, nullptr, nullptr);
+  if (rc != SQLITE_OK && (rc & 0xff) != SQLITE_BUSY && (rc & 0xff) != SQLITE_LOCKED)
+    impl->NoteFailure(Status(StatusCode::kUnavailable, StrFormat("checkpoint: %s (sqlite code %d)", sqlite3_errstr(rc), rc)), rc);
+  return SQLITE_OK;
+}
+
 void Store::Impl::CloseDb() {
-  if (db) sqlite3_close_v2(db);
+  if (!db) return;
+  // After an I/O error nothing may be written through this connection, not even the
+  // checkpoint SQLite runs when the last connection closes; the next open recovers from the WAL.
+  if (io_failed) sqlite3_db_config(db, SQLITE_DBCONFIG_NO_CKPT_ON_CLOSE, 1, nullptr);
+  sqlite3_close_v2(db);
   db = nullptr;
 }
 
 Status Store::Impl::OpenAndCheck(bool* corrupt) {
   *corrupt = false;
+  instance_id.clear();
   ClearLastFailedSqliteCode();
   auto fail = [&](Status s) {
     *corrupt = IsCorruptionCode(LastFailedSqliteCode());
@@ -99,6 +134,10 @@ Status Store::Impl::OpenAndCheck(bool* corrupt) {
   s = Exec(db, opt.sync == SyncMode::kFull ? "PRAGMA synchronous=FULL" : "PRAGMA synchronous=NORMAL");
   if (s.ok()) s = Exec(db, StrFormat("PRAGMA cache_size=-%d", kCacheKiB).c_str());
   if (s.ok()) s = Exec(db, "PRAGMA foreign_keys=OFF");
+  // Debian and others build SQLite with SECURE_DELETE: every freed page would be overwritten
+  // with zeros, so an ack or an eviction would write as much as it deletes (flash wear), and on
+  // a full file system an eviction could not even commit (its WAL frames need room).
+  if (s.ok()) s = Exec(db, "PRAGMA secure_delete=OFF");
   if (!s.ok()) return fail(s);
   Result<int64_t> version = QueryInt(db, "PRAGMA user_version");
   if (!version.ok()) return fail(version.status());
@@ -109,8 +148,20 @@ Status Store::Impl::OpenAndCheck(bool* corrupt) {
     s = Migrate(static_cast<int>(*version));
     if (!s.ok()) return fail(s);
   }
+  if (*version == kSchemaVersion) {  // the usual case: nothing to write at open
+    Stmt get(db, "SELECT value FROM meta WHERE key='instance_id'");
+    int grc = get.Step();
+    if (grc == SQLITE_ROW) instance_id = get.Text(0);
+    else if (grc != SQLITE_DONE) return fail(SqliteStatus(grc, db, "read instance id"));
+  }
+  if (instance_id.empty()) s = CreateSchema();
+  if (!s.ok()) return fail(s);
+  return ApplyBudget(corrupt);
+}
+
+Status Store::Impl::CreateSchema() {
   EP_RETURN_IF_ERROR(Exec(db, "BEGIN IMMEDIATE"));
-  s = Exec(db, kSchemaSql);
+  Status s = Exec(db, kSchemaSql);
   if (s.ok()) s = Exec(db, StrFormat("PRAGMA user_version=%d", kSchemaVersion).c_str());
   if (s.ok()) {
     Stmt get(db, "SELECT value FROM meta WHERE key='instance_id'");
@@ -124,10 +175,16 @@ Status Store::Impl::OpenAndCheck(bool* corrupt) {
     }
   }
   if (s.ok()) s = Exec(db, "COMMIT");
-  if (!s.ok()) {
-    Exec(db, "ROLLBACK").IgnoreError();
-    return fail(s);
-  }
+  if (!s.ok()) Rollback(db);
+  return s;
+}
+
+Status Store::Impl::ApplyBudget(bool* corrupt) {
+  auto fail = [&](Status s) {
+    *corrupt = IsCorruptionCode(LastFailedSqliteCode());
+    return s;
+  };
+  Status s;
   // The budget: the WAL gets an allowance (checkpointed to stay within it), the main file the
   // rest, enforced by SQLite itself through max_page_count (inserts beyond it fail with
   // SQLITE_FULL, which the writer answers with the on_full policy).
@@ -136,9 +193,11 @@ Status Store::Impl::OpenAndCheck(bool* corrupt) {
   page_size = *ps;
   wal_allowance = std::clamp<int64_t>(static_cast<int64_t>(opt.max_size_bytes / 8), 256 << 10, 8 << 20);
   max_pages = std::max<int64_t>(16, (static_cast<int64_t>(opt.max_size_bytes) - wal_allowance) / page_size);
-  const int64_t checkpoint_frames = std::max<int64_t>(8, wal_allowance / (page_size + 24) / 2);
-  s = Exec(db, StrFormat("PRAGMA wal_autocheckpoint=%lld", static_cast<long long>(checkpoint_frames)).c_str());
-  if (s.ok()) s = Exec(db, StrFormat("PRAGMA journal_size_limit=%lld", static_cast<long long>(wal_allowance)).c_str());
+  checkpoint_frames = std::max<int64_t>(8, wal_allowance / (page_size + 24) / 2);
+  db_dir = opt.path.substr(0, opt.path.find_last_of('/') + 1);
+  if (db_dir.empty()) db_dir = ".";
+  sqlite3_wal_hook(db, WalHook, this);  // replaces wal_autocheckpoint
+  s = Exec(db, StrFormat("PRAGMA journal_size_limit=%lld", static_cast<long long>(wal_allowance)).c_str());
   if (s.ok()) s = Exec(db, StrFormat("PRAGMA max_page_count=%lld", static_cast<long long>(max_pages)).c_str());
   if (!s.ok()) return fail(s);
   Result<int64_t> pages = QueryInt(db, "PRAGMA page_count");
@@ -159,7 +218,7 @@ Status Store::Impl::Migrate(int from) {
     if (s.ok()) s = Exec(db, StrFormat("PRAGMA user_version=%d", v + 1).c_str());
     if (s.ok()) s = Exec(db, "COMMIT");
     if (!s.ok()) {
-      Exec(db, "ROLLBACK").IgnoreError();
+      Rollback(db);
       return Status(s.code(), StrFormat("migrating %s from schema version %d to %d: %s", opt.path.c_str(), v, v + 1,
                                         s.message().c_str()));
     }
@@ -169,6 +228,9 @@ Status Store::Impl::Migrate(int from) {
 }
 
 Status Store::Impl::LoadPendingIndex() {
+  Result<int64_t> seq = QueryInt(db, "SELECT COALESCE((SELECT value FROM counters WHERE name = 'group_commits'), 0)");
+  if (!seq.ok()) return seq.status();
+  commit_seq = *seq;
   pending_chunks.clear();
   newest_hour = INT64_MIN;
   // length(data) comes from the record header: the BLOBs themselves are not read.
@@ -194,6 +256,14 @@ Status Store::Impl::LoadPendingIndex() {
 Status Store::Impl::OpenDatabase() {
   bool corrupt = false;
   Status s = OpenAndCheck(&corrupt);
+  // A read error may be transient (a loose card, a USB reset): only one that persists makes the
+  // file "unreadable" and moves it aside.
+  for (int retry = 0; retry < 2 && !s.ok() && corrupt && (LastFailedSqliteCode() & 0xff) == SQLITE_IOERR; ++retry) {
+    CloseDb();
+    EP_LOG_WARN(kLog, "reading %s failed (%s); retrying", opt.path.c_str(), s.ToString().c_str());
+    std::this_thread::sleep_for(std::chrono::milliseconds(200));
+    s = OpenAndCheck(&corrupt);
+  }
   if (s.ok() || !corrupt) {
     if (!s.ok()) CloseDb();
     return s;
@@ -227,7 +297,7 @@ Status Store::Impl::OpenDatabase() {
   s = SqliteStatus(put.Step(), db, "note the damaged file");
   if (s.ok()) s = AddCounter("corrupt_recoveries", 1);
   if (s.ok()) s = Exec(db, "COMMIT");
-  if (!s.ok()) Exec(db, "ROLLBACK").IgnoreError();
+  if (!s.ok()) Rollback(db);
   return s;
 }
 
