@@ -25,6 +25,9 @@ namespace {
 
 constexpr const char* kLog = "buffer";
 constexpr size_t kMaxDroppedTickets = 65'536;
+// Readings per commit transaction (a queue that grew while commits failed is committed in steps).
+constexpr size_t kMaxTransactionReadings = 50'000;
+constexpr size_t kFullDiskTransactionReadings = 2'000;
 
 int64_t SteadyNowUs() {
   return std::chrono::duration_cast<std::chrono::microseconds>(std::chrono::steady_clock::now().time_since_epoch())
@@ -67,6 +70,48 @@ void Pending::Absorb(Pending&& later) {
   for (auto& [k, v] : later.state) state[k] = std::move(v);  // newer values win
   for (const auto& [k, v] : later.counter_deltas) counter_deltas[k] += v;
   later = Pending();
+}
+
+Pending Pending::TakeFront(size_t max) {
+  Pending front;
+  std::swap(front.quarantine, quarantine);
+  std::swap(front.gaps, gaps);
+  std::swap(front.state, state);
+  std::swap(front.counter_deltas, counter_deltas);
+  while (front.readings < max && !hours.empty()) {
+    auto it = hours.begin();
+    const int64_t hour = it->first;
+    const size_t k = std::min(max - front.readings, it->second.size());
+    auto& my_marks = marks[hour];
+    if (k == it->second.size()) {
+      front.hours[hour] = std::move(it->second);
+      front.marks[hour] = std::move(my_marks);
+      hours.erase(it);
+      marks.erase(hour);
+    } else {
+      front.hours[hour] = it->second.Slice(0, k);
+      it->second = it->second.Slice(k, it->second.size());
+      std::vector<std::pair<size_t, uint64_t>> kept;
+      for (const auto& [end, ticket] : my_marks) {
+        if (end <= k) front.marks[hour].emplace_back(end, ticket);
+        else {
+          if (front.marks[hour].empty() || front.marks[hour].back().first != k) front.marks[hour].emplace_back(k, ticket);
+          kept.emplace_back(end - k, ticket);
+        }
+      }
+      my_marks = std::move(kept);
+    }
+    front.readings += k;
+    readings -= k;
+  }
+  return front;
+}
+
+uint64_t Pending::MinTicket() const {
+  uint64_t t = UINT64_MAX;
+  for (const auto& [hour, m] : marks)
+    for (const auto& [end, ticket] : m) t = std::min(t, ticket);
+  return t;
 }
 
 void Pending::AddGap(const GapRecord& g) {
@@ -210,7 +255,7 @@ void Store::Impl::WriterLoop() {
       if (!landed.ok()) {
         ++error_generation;
         last_error = landed.status();
-        backoff_us = std::clamp<int64_t>(backoff_us * 2, 1'000'000, 60'000'000);
+        backoff_us = std::clamp<int64_t>(backoff_us * 2, 100'000, 60'000'000);
         retry_at = SteadyNowUs() + backoff_us;
         durable_cv.notify_all();
         if (stop && ++shutdown_failures > 3) {
@@ -248,7 +293,7 @@ void Store::Impl::WriterLoop() {
       }
       lock.lock();
       if (!s.ok()) {
-        backoff_us = std::clamp<int64_t>(backoff_us * 2, 1'000'000, 60'000'000);
+        backoff_us = std::clamp<int64_t>(backoff_us * 2, 100'000, 60'000'000);
         retry_at = SteadyNowUs() + backoff_us;
         if (stop) break;
       } else {
@@ -289,10 +334,22 @@ void Store::Impl::WriterLoop() {
     }
     Pending work;
     std::swap(work, pending);
-    memory_readings = 0;
-    const uint64_t ticket = appended_ticket;
+    uint64_t ticket = appended_ticket;
     urgent = false;
     kick = false;
+    // One transaction holds a bounded number of readings: after a long failure the queue may
+    // hold hundreds of thousands, and on a full file system the WAL cannot grow to take them.
+    const size_t txn_cap = disk_full.load() ? kFullDiskTransactionReadings
+                                        : std::max<size_t>(opt.commit_max_readings, kMaxTransactionReadings);
+    if (work.readings > txn_cap) {
+      Pending front = work.TakeFront(txn_cap);
+      ticket = work.MinTicket() - 1;  // appends partly in the rest are not durable yet
+      work.Absorb(std::move(pending));
+      pending = std::move(work);
+      work = std::move(front);
+      urgent = true;  // commit the rest right after
+    }
+    memory_readings = pending.readings;
     lock.unlock();
     commit_started_mono = clock->MonotonicNowUs();
     bool uncertain = false;
@@ -303,7 +360,7 @@ void Store::Impl::WriterLoop() {
       ++commits;
       backoff_us = 0;
       retry_at = 0;
-      durable_ticket = ticket;
+      durable_ticket = std::max(durable_ticket, ticket);
       last_error = Status::Ok();
       maintenance = true;
     } else {
@@ -321,7 +378,7 @@ void Store::Impl::WriterLoop() {
         pending = std::move(work);
       }
       memory_readings = pending.readings + (uncertain_work ? uncertain_work->readings : 0);
-      const int64_t floor = state.load() == WriterState::kIoError ? 1'000'000 : 50'000;
+      const int64_t floor = state.load() == WriterState::kIoError ? 100'000 : 50'000;
       const int64_t cap = state.load() == WriterState::kIoError ? 60'000'000 : 2'000'000;
       backoff_us = std::clamp<int64_t>(backoff_us * 2, floor, cap);
       retry_at = SteadyNowUs() + backoff_us;

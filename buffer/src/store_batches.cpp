@@ -420,6 +420,15 @@ Status Store::AckBatch(uint64_t batch_id, const DeliveryReceipt& receipt) {
       readings = b.Int(0);
       kind = b.Int(1);
     } else if (rc == SQLITE_DONE) {
+      // Acknowledging twice is harmless (e.g. a retried ack whose first COMMIT did land).
+      b.Reset();
+      Stmt led(db, "SELECT 1 FROM uploads WHERE batch_name = ?");
+      led.Bind(1, impl_->BatchName(batch_id));
+      if (led.Step() == SQLITE_ROW) {
+        Rollback(db);
+        impl_->leased.erase(batch_id);
+        return Status::Ok();
+      }
       s = NotFoundError(StrFormat("batch %llu is not claimed", static_cast<unsigned long long>(batch_id)));
     } else {
       s = SqliteStatus(rc, db, "find batch");
@@ -451,7 +460,15 @@ Status Store::AckBatch(uint64_t batch_id, const DeliveryReceipt& receipt) {
   if (!s.ok()) {
     Rollback(db);
     if (s.code() != StatusCode::kNotFound) impl_->NoteFailure(s, LastFailedSqliteCode());
-    return s;
+    if (!impl_->io_failed) return s;
+    // A COMMIT that failed with an I/O error may have reached the WAL anyway: reopen (replaying
+    // the WAL) and look. A batch that is gone was acknowledged (docs/durability.md).
+    if (!impl_->Reopen().ok()) return s;
+    Stmt again(db = impl_->db, "SELECT 1 FROM batches WHERE id = ?");
+    again.Bind(1, id);
+    if (again.Step() != SQLITE_DONE) return s;
+    EP_LOG_NOTICE("buffer", "the ack of batch %llu that failed with an I/O error had reached the database",
+                  static_cast<unsigned long long>(batch_id));
   }
   impl_->leased.erase(batch_id);
   // Space was freed: a full buffer may accept readings again, a failed commit may succeed now.

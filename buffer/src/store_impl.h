@@ -71,6 +71,10 @@ struct Pending {
   // Appends `later` after everything here (used to put failed work back in front).
   void Absorb(Pending&& later);
   void AddReadings(std::span<const Reading> readings, uint64_t ticket);
+  // Moves the oldest `max` readings (and everything that is not a reading) into a new Pending.
+  Pending TakeFront(size_t max);
+  // The smallest ticket of the readings queued here (UINT64_MAX when none).
+  uint64_t MinTicket() const;
   // Adds a gap, merging it into a queued one of the same source, sensor and reason.
   void AddGap(const GapRecord& g);
 };
