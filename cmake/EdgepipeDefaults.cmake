@@ -9,6 +9,14 @@ if(EDGEPIPE_SANITIZE)
   add_compile_definitions(CPPUTEST_MEM_LEAK_DETECTION_DISABLED EDGEPIPE_SANITIZE=1)
 endif()
 
+# Section garbage collection: code the binary never calls (unused parts of our libraries and of
+# the header-only ones) is dropped at link time. Keeps the aarch64 binary under its 2 MiB target.
+option(EDGEPIPE_GC_SECTIONS "Link with --gc-sections (per-function sections)" ON)
+if(EDGEPIPE_GC_SECTIONS AND NOT EDGEPIPE_SANITIZE)
+  add_compile_options(-ffunction-sections -fdata-sections)
+  add_link_options(-Wl,--gc-sections)
+endif()
+
 function(edgepipe_target_defaults target)
   target_compile_options(${target} PRIVATE -Wall -Wextra -Wshadow=local -Wnon-virtual-dtor
     $<$<BOOL:${EDGEPIPE_WERROR}>:-Werror>)
