@@ -26,18 +26,27 @@ uint64_t QuarantineBytes(const QuarantineRecord& q, uint64_t raw_limit) {
 
 Status Store::Impl::AddCounter(const char* name, int64_t delta) {
   if (delta == 0) return Status::Ok();
-  Stmt st(db, "INSERT INTO counters(name, value) VALUES(?, ?) "
-              "ON CONFLICT(name) DO UPDATE SET value = value + excluded.value");
+  Stmt& st = Cached("INSERT INTO counters(name, value) VALUES(?, ?) "
+                    "ON CONFLICT(name) DO UPDATE SET value = value + excluded.value");
   st.Bind(1, name).Bind(2, delta);
   return SqliteStatus(st.Step(), db, "update counter");
 }
 
 Result<int64_t> Store::Impl::FreePages() {
-  Result<int64_t> pages = QueryInt(db, "PRAGMA page_count");
-  if (!pages.ok()) return pages.status();
-  Result<int64_t> free_list = QueryInt(db, "PRAGMA freelist_count");
-  if (!free_list.ok()) return free_list.status();
-  return max_pages - *pages + *free_list;
+  int64_t v[2];
+  const char* sql[2] = {"PRAGMA page_count", "PRAGMA freelist_count"};
+  for (int i = 0; i < 2; ++i) {
+    Stmt& st = Cached(sql[i]);
+    int rc = st.Step();
+    if (rc != SQLITE_ROW) {
+      Status s = SqliteStatus(rc, db, sql[i]);
+      st.Reset();
+      return s;
+    }
+    v[i] = st.Int(0);
+    st.Reset();  // a statement left on a row would hold a read transaction
+  }
+  return max_pages - v[0] + v[1];
 }
 
 // Headroom kept free under drop_oldest, and the threshold of "full" under reject_new.
@@ -185,12 +194,12 @@ Status Store::Impl::WriteTransaction(Pending& work, std::vector<std::pair<int64_
                                      std::vector<ChunkMeta>* added) {
   added->clear();
   EP_RETURN_IF_ERROR(CheckWritable());  // e.g. the eviction's checkpoint just failed
-  Status s = Exec(db, "BEGIN IMMEDIATE");
+  Status s = SqliteStatus(Cached("BEGIN IMMEDIATE").Step(), db, "exec BEGIN IMMEDIATE");
   if (!s.ok()) return s;
   const int64_t mono = clock->MonotonicNowUs();
   {
-    Stmt ins(db, "INSERT INTO chunks(hour, first_ts, last_ts, count, est_bytes, batch_id, data) "
-                 "VALUES(?, ?, ?, ?, ?, NULL, ?)");
+    Stmt& ins = Cached("INSERT INTO chunks(hour, first_ts, last_ts, count, est_bytes, batch_id, data) "
+                       "VALUES(?, ?, ?, ?, ?, NULL, ?)");
     for (auto& [hour, blob] : blobs) {
       if (!s.ok()) break;
       const ChunkData& d = work.hours.at(hour);
@@ -259,7 +268,7 @@ Status Store::Impl::WriteTransaction(Pending& work, std::vector<std::pair<int64_
     s = AddCounter(name.c_str(), delta);
   }
   if (s.ok()) s = AddCounter("group_commits", 1);  // see ResolveUncertain
-  if (s.ok()) s = Exec(db, "COMMIT");
+  if (s.ok()) s = SqliteStatus(Cached("COMMIT").Step(), db, "exec COMMIT");
   if (!s.ok()) Rollback(db);
   return s;
 }

@@ -38,6 +38,7 @@
 #include "chunk_codec.h"
 #include "chunk_data.h"
 #include "edgepipe/buffer/store.h"
+#include "sqlite_util.h"
 
 namespace edgepipe::buffer {
 
@@ -100,6 +101,9 @@ struct Store::Impl {
   std::set<uint64_t> leased;
   ChunkEncoder encoder;
   bool io_failed = false;        // IO_ERROR: no writes through this connection
+  // Statements of the commit path, prepared once per connection (a prepare costs about as much
+  // as inserting a small chunk). Finalized by CloseDb.
+  std::map<std::string, std::unique_ptr<Stmt>> stmt_cache;
   // Group commits ever made in this database (counter `group_commits`, written by every commit
   // transaction): after a commit failed with an I/O error, reading it back tells whether that
   // commit nevertheless reached the file (a failed fsync after the WAL frames were written).
@@ -154,6 +158,8 @@ struct Store::Impl {
   Status LoadPendingIndex();
   Status Reopen();                // IO_ERROR -> OK
   void CloseDb();
+  // A cached statement for `sql`, reset and with no bindings. Reset it after reading rows.
+  Stmt& Cached(const char* sql);
 
   // store_commit.cpp
   // `*uncertain` is set when the commit failed in a way that may have reached the file anyway.

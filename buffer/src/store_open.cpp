@@ -90,7 +90,15 @@ static int WalHook(void* arg, sqlite3* db, const char*, int frames) {
   return SQLITE_OK;
 }
 
+Stmt& Store::Impl::Cached(const char* sql) {
+  std::unique_ptr<Stmt>& st = stmt_cache[sql];
+  if (!st || !st->valid()) st = std::make_unique<Stmt>(db, sql);
+  else st->Reset();
+  return *st;
+}
+
 void Store::Impl::CloseDb() {
+  stmt_cache.clear();  // finalize before closing
   if (!db) return;
   // After an I/O error nothing may be written through this connection, not even the
   // checkpoint SQLite runs when the last connection closes; the next open recovers from the WAL.
