@@ -69,7 +69,7 @@ struct UploadConfig {
   std::string path;                     // directory (file) or bucket (s3) (derived)
   std::string prefix;                   // key prefix (derived)
   uploader::Format format = uploader::Format::kNdjson;
-  int zstd_level = 3;
+  int zstd_level = 1;
   std::string key_template = uploader::kDefaultKeyTemplate;
   int64_t poll_interval_us = 1'000'000;
   int64_t retry_base_us = 1'000'000;

@@ -35,7 +35,7 @@ std::string RenderKey(std::string_view tmpl, std::string_view prefix, std::strin
 
 struct ObjectOptions {
   Format format = Format::kNdjson;
-  int zstd_level = 3;
+  int zstd_level = 1;
   std::string prefix;                           // from the destination URL
   std::string key_template = kDefaultKeyTemplate;
   EncodeContext context;                        // device id and labels
