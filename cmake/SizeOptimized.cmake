@@ -1,35 +1,24 @@
 # Sources compiled with -Os: code that runs at start, on SIGHUP, on a timer or per upload, never
-# per reading. Hot paths (validator, ingest, buffer, codecs, encoders, protocol decoders) stay -O2.
+# per reading. Hot paths (validator, ingest, buffer commits, codecs, encoders, protocol decoders)
+# stay -O2.
 if(EDGEPIPE_SANITIZE OR NOT CMAKE_BUILD_TYPE MATCHES "Rel")
   return()
 endif()
-file(GLOB _ep_cold_agent CONFIGURE_DEPENDS ${PROJECT_SOURCE_DIR}/agent/src/config*.cpp)
-list(APPEND _ep_cold_agent
-  ${PROJECT_SOURCE_DIR}/agent/src/main.cpp
-  ${PROJECT_SOURCE_DIR}/agent/src/status_command.cpp
-  ${PROJECT_SOURCE_DIR}/agent/src/telemetry.cpp
-  ${PROJECT_SOURCE_DIR}/agent/src/metrics.cpp
-  ${PROJECT_SOURCE_DIR}/agent/src/quality_report.cpp
-  ${PROJECT_SOURCE_DIR}/agent/src/agent_quality.cpp
-  ${PROJECT_SOURCE_DIR}/agent/src/agent_service.cpp
-  ${PROJECT_SOURCE_DIR}/agent/src/notify.cpp
-  ${PROJECT_SOURCE_DIR}/agent/src/reload.cpp
-  ${PROJECT_SOURCE_DIR}/agent/src/factories.cpp)
-set_source_files_properties(${_ep_cold_agent} TARGET_DIRECTORY edgepipe_agent edgepipe
-  PROPERTIES COMPILE_OPTIONS "-Os")
-set_source_files_properties(
-  ${PROJECT_SOURCE_DIR}/uploader/src/credentials.cpp
-  ${PROJECT_SOURCE_DIR}/uploader/src/s3_errors.cpp
-  ${PROJECT_SOURCE_DIR}/uploader/src/schedule.cpp
-  ${PROJECT_SOURCE_DIR}/uploader/src/s3_sink.cpp
-  ${PROJECT_SOURCE_DIR}/uploader/src/sigv4.cpp
-  ${PROJECT_SOURCE_DIR}/uploader/src/curl_transport.cpp
-  ${PROJECT_SOURCE_DIR}/uploader/src/uploader.cpp
-  TARGET_DIRECTORY edgepipe_uploader PROPERTIES COMPILE_OPTIONS "-Os")
-set_source_files_properties(${PROJECT_SOURCE_DIR}/firmware-bridge/src/sysfs.cpp
-  TARGET_DIRECTORY fb_sysfs PROPERTIES COMPILE_OPTIONS "-Os")
-set_source_files_properties(${PROJECT_SOURCE_DIR}/firmware-bridge/src/mqtt_session.cpp
-  TARGET_DIRECTORY fb_mqtt PROPERTIES COMPILE_OPTIONS "-Os")
-set_source_files_properties(${PROJECT_SOURCE_DIR}/buffer/src/store_open.cpp
-  ${PROJECT_SOURCE_DIR}/buffer/src/store_stats.cpp
-  TARGET_DIRECTORY edgepipe_buffer PROPERTIES COMPILE_OPTIONS "-Os")
+
+# edgepipe_size_optimize(<target> <source paths relative to the project root>...)
+function(edgepipe_size_optimize target)
+  list(TRANSFORM ARGN PREPEND "${PROJECT_SOURCE_DIR}/")
+  set_source_files_properties(${ARGN} TARGET_DIRECTORY ${target} PROPERTIES COMPILE_OPTIONS "-Os")
+endfunction()
+
+file(GLOB _ep_config_sources CONFIGURE_DEPENDS RELATIVE ${PROJECT_SOURCE_DIR} ${PROJECT_SOURCE_DIR}/agent/src/config*.cpp)
+edgepipe_size_optimize(edgepipe_agent ${_ep_config_sources}
+  agent/src/telemetry.cpp agent/src/metrics.cpp agent/src/quality_report.cpp agent/src/agent_quality.cpp
+  agent/src/agent_service.cpp agent/src/notify.cpp agent/src/reload.cpp agent/src/factories.cpp)
+edgepipe_size_optimize(edgepipe agent/src/main.cpp agent/src/status_command.cpp)
+edgepipe_size_optimize(edgepipe_uploader
+  uploader/src/credentials.cpp uploader/src/s3_errors.cpp uploader/src/schedule.cpp uploader/src/s3_sink.cpp
+  uploader/src/sigv4.cpp uploader/src/curl_transport.cpp uploader/src/uploader.cpp)
+edgepipe_size_optimize(fb_mqtt firmware-bridge/src/mqtt_session.cpp)
+edgepipe_size_optimize(fb_sysfs firmware-bridge/src/sysfs.cpp)
+edgepipe_size_optimize(edgepipe_buffer buffer/src/store_open.cpp buffer/src/store_stats.cpp)
