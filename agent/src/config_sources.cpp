@@ -59,7 +59,9 @@ const Section<fb::SimulatorOptions>& SimulatorSection() {
             o.sensors.push_back(sensor);
           }
         }));
-    sec.fields.push_back(DurationField<O>("interval", &O::interval_us, kMs, kDay, "One reading per sensor per interval."));
+    sec.fields.push_back(DurationField<O>("interval", &O::interval_us, kMs, kDay,
+        "One reading per sensor per interval. Consecutive ticks start at least one interval apart: after a "
+        "stall the rate drops rather than bursting, so a sensor never has two readings within one interval."));
     sec.fields.push_back(IntField<O, uint64_t>("seed", &O::seed, 0, INT64_MAX, "Random seed for the noise."));
     sec.fields.push_back(DoubleField<O>("nan_rate", &O::nan_rate, 0, 1,
         "Probability that a reading is NaN, to exercise validation and quarantine."));

@@ -82,9 +82,15 @@ SourceHealth Simulator::Health() const {
 }
 
 void Simulator::Loop() {
-  int64_t next = clock_.MonotonicNowUs();
   while (true) {
-    std::vector<Reading> batch = Generate(clock_.SystemNowUs());
+    // Ticks are at least one interval apart, measured from the moment each tick really started:
+    // after a stall (a late wake-up, a slow Append) the next tick waits a full interval instead
+    // of firing at once, so one sensor's timestamps never bunch up within a millisecond. Under
+    // sustained load the rate drops rather than bursting. The wall clock is read first so that a
+    // stall between the two reads can only lengthen the spacing.
+    const int64_t ts_us = clock_.SystemNowUs();
+    const int64_t tick_mono = clock_.MonotonicNowUs();
+    std::vector<Reading> batch = Generate(ts_us);
     if (opt_.max_readings && generated_ + batch.size() > opt_.max_readings)
       batch.resize(opt_.max_readings - generated_);
     generated_ += batch.size();
@@ -104,13 +110,13 @@ void Simulator::Loop() {
       health_.state = "finished";
       return;
     }
-    next += opt_.interval_us;
-    int64_t wait = next - clock_.MonotonicNowUs();
-    if (wait < 0) {
-      next = clock_.MonotonicNowUs();  // fell behind: do not try to catch up in a burst
-      wait = 0;
+    // Wait until tick_mono + interval; re-check the clock after each wake-up (spurious or early).
+    while (!stop_) {
+      const int64_t wait = tick_mono + opt_.interval_us - clock_.MonotonicNowUs();
+      if (wait <= 0) break;
+      cv_.wait_for(lock, std::chrono::microseconds(wait));
     }
-    if (cv_.wait_for(lock, std::chrono::microseconds(wait), [&] { return stop_; })) return;
+    if (stop_) return;
   }
 }
 

@@ -85,7 +85,7 @@ TEST(EndToEnd, SimulatorToFileOutboxCountsMatch) {
     CHECK_TRUE(j["value"].is_number());
     CHECK_EQUAL(24u, j["ts"].get<std::string>().size());
     const bool fresh = seen.insert({j["sensor"].get<std::string>(), j["ts"].get<std::string>()}).second;
-    CHECK_TRUE(fresh);
+    CHECK_TRUE_TEXT(fresh, ("two readings of " + j["sensor"].get<std::string>() + " at " + j["ts"].get<std::string>()).c_str());
   }
   for (const json& q : o.quarantine) STRCMP_EQUAL("finite", q["rule"].get<std::string>().c_str());
   // Keys follow the Hive layout of the readings' own hour.
