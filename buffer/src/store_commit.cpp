@@ -1,4 +1,5 @@
 // Group commits, the disk budget (max_size), the drop_oldest eviction and its gap records.
+#include <sys/stat.h>
 #include <sys/statvfs.h>
 
 #include <algorithm>
@@ -15,6 +16,8 @@ namespace {
 constexpr const char* kLog = "buffer";
 // Eviction frees at most this much per transaction (a bounded WAL, a bounded pause).
 constexpr int64_t kMaxEvictBytes = 1 << 20;
+// Free space FitToFileSystem leaves for the WAL (and the -shm index) to grow into.
+constexpr int64_t kWalMargin = 256 << 10;
 
 // Rough size of what a quarantine row adds to the database.
 uint64_t QuarantineBytes(const QuarantineRecord& q, uint64_t raw_limit) {
@@ -46,7 +49,35 @@ Result<int64_t> Store::Impl::FreePages() {
     v[i] = st.Int(0);
     st.Reset();  // a statement left on a row would hold a read transaction
   }
-  return max_pages - v[0] + v[1];
+  return page_limit - v[0] + v[1];
+}
+
+// A file system with less room than the budget (other files, a budget larger than the disk)
+// must look full to SQLite before it is full for the kernel. If the kernel said ENOSPC first,
+// the WAL could hold pages beyond the end of the main file that no checkpoint can write (the
+// file cannot grow), the WAL could then never be restarted, and every later transaction —
+// evictions included — would fail with SQLITE_FULL until space returned. So under drop_oldest
+// the main file may grow only into what the file system still has, less a margin for the WAL;
+// past that, max_page_count says SQLITE_FULL and eviction reuses pages inside the file.
+void Store::Impl::FitToFileSystem() {
+  if (opt.on_full != OnFull::kDropOldest || io_failed) return;
+  int64_t limit = max_pages;
+  struct statvfs fs;
+  struct stat st;
+  if (::statvfs(db_dir.c_str(), &fs) == 0 && ::stat(opt.path.c_str(), &st) == 0) {
+    const int64_t room = static_cast<int64_t>(fs.f_bavail) * static_cast<int64_t>(fs.f_frsize);
+    limit = std::clamp<int64_t>((static_cast<int64_t>(st.st_size) + room - kWalMargin) / page_size, 16, max_pages);
+  }
+  if (limit == page_limit) return;
+  if (!Exec(db, StrFormat("PRAGMA max_page_count=%lld", static_cast<long long>(limit)).c_str()).ok()) return;
+  if (limit < max_pages && page_limit == max_pages)
+    EP_LOG_WARN(kLog, "the file system of %s has less room than buffer.max_size (%llu bytes): the buffer now keeps "
+                "to %lld bytes and evicts the oldest unsent readings to stay within them (buffer.on_full = "
+                "drop_oldest) until space returns", opt.path.c_str(), static_cast<unsigned long long>(opt.max_size_bytes),
+                static_cast<long long>(limit * page_size));
+  else if (limit == max_pages)
+    EP_LOG_NOTICE(kLog, "the file system of %s has room for buffer.max_size again", opt.path.c_str());
+  page_limit = limit;
 }
 
 // Headroom kept free under drop_oldest, and the threshold of "full" under reject_new.
@@ -56,7 +87,7 @@ void Store::Impl::UpdateFullState() {
   if (io_failed) return;
   Result<int64_t> free_pages = FreePages();
   if (!free_pages.ok()) return;
-  const bool full = opt.on_full == OnFull::kRejectNew && *free_pages < Headroom(max_pages);
+  const bool full = opt.on_full == OnFull::kRejectNew && *free_pages < Headroom(page_limit);
   WriterState want = full ? WriterState::kFull : WriterState::kOk;
   if (state.load() != want) {
     if (full)
@@ -167,23 +198,28 @@ Status Store::Impl::Evict(int64_t pages_to_free, int64_t* freed_pages) {
   pending_chunks.erase(pending_chunks.begin(), pending_chunks.begin() + static_cast<ptrdiff_t>(chunks));
   *freed_pages = freed / page_size;
   ++evictions;
-  if (readings > 0 || quarantine_rows > 0)
-    EP_LOG_WARN(kLog, "buffer full (buffer.max_size %llu bytes): evicted the %lld oldest unsent readings (%zu gap "
-                "records) and %lld quarantine rows (buffer.on_full = drop_oldest)",
-                static_cast<unsigned long long>(opt.max_size_bytes), static_cast<long long>(readings), gaps.size(),
-                static_cast<long long>(quarantine_rows));
+  if (readings > 0 || quarantine_rows > 0) {
+    const std::string why = page_limit < max_pages
+                                ? StrFormat("file system full, buffer kept to %lld bytes",
+                                            static_cast<long long>(page_limit * page_size))
+                                : StrFormat("buffer.max_size %llu bytes", static_cast<unsigned long long>(opt.max_size_bytes));
+    EP_LOG_WARN(kLog, "buffer full (%s): evicted the %lld oldest unsent readings (%zu gap records) and %lld "
+                "quarantine rows (buffer.on_full = drop_oldest)", why.c_str(), static_cast<long long>(readings),
+                gaps.size(), static_cast<long long>(quarantine_rows));
+  }
   return Status::Ok();
 }
 
 // Makes sure `pages_needed` pages are free within the budget, evicting under drop_oldest.
 Status Store::Impl::EnsureSpace(int64_t pages_needed, bool* evicted_any) {
   *evicted_any = false;
+  FitToFileSystem();
   Result<int64_t> free_pages = FreePages();
   if (!free_pages.ok()) return free_pages.status();
-  const int64_t headroom = Headroom(max_pages);
+  const int64_t headroom = Headroom(page_limit);
   if (*free_pages >= pages_needed + headroom) return Status::Ok();
   // Free a little more than needed so eviction does not run on every commit.
-  const int64_t target = pages_needed + headroom + std::min<int64_t>(max_pages / 64, 256) - *free_pages;
+  const int64_t target = pages_needed + headroom + std::min<int64_t>(page_limit / 64, 256) - *free_pages;
   int64_t freed = 0;
   Status s = Evict(target, &freed);
   *evicted_any = freed > 0;

@@ -93,6 +93,11 @@ struct Store::Impl {
   sqlite3* db = nullptr;
   int64_t page_size = 4096;
   int64_t max_pages = 0;         // the main file's share of the budget, in pages
+  // max_page_count in force: max_pages, or (drop_oldest) less while the file system has less
+  // room than the budget: what the main file holds plus what the file system can still take,
+  // minus a margin for the WAL (FitToFileSystem). The file is then full for SQLite before it
+  // is full for the kernel, and eviction frees pages inside it instead of failing on ENOSPC.
+  int64_t page_limit = 0;
   int64_t wal_allowance = 0;     // bytes of the budget kept for the WAL
   int64_t checkpoint_frames = 0; // the WAL hook checkpoints at this many frames
   std::string db_dir;            // directory of the database (free space for the WAL hook)
@@ -170,7 +175,8 @@ struct Store::Impl {
   Status WriteTransaction(Pending& work, std::vector<std::pair<int64_t, std::string>>& blobs,
                           std::vector<ChunkMeta>* added);
   Status AddCounter(const char* name, int64_t delta);
-  Result<int64_t> FreePages();    // pages the main file may still use within the budget
+  Result<int64_t> FreePages();    // pages the main file may still use within page_limit
+  void FitToFileSystem();         // drop_oldest: sets page_limit from the file system's free space
   Status EnsureSpace(int64_t pages_needed, bool* evicted_any);
   Status Evict(int64_t pages_to_free, int64_t* freed_pages);
   Status RecordGapsInDb(const std::vector<GapRecord>& gaps);
