@@ -3,12 +3,17 @@
 //  1. ingest: readings/s committed by buffer::Store at each sync mode and group-commit size
 //     (one WaitDurable per group, i.e. one commit per group), against a bare SQLite loop in the
 //     same run (WAL, same synchronous, one prepared INSERT per reading, one transaction per group);
-//  2. storage at a realistic pace: one commit per second of 100 readings for an hour of data, then
-//     merged: bytes on disk per reading and bytes written to disk per reading (/proc/self/io);
-//  3. peak RSS growth of the process while the buffer ingests (VmHWM reset via clear_refs).
+//  2. storage at a realistic pace: one commit per second of 100 readings for several hours of
+//     data, merged: bytes on disk per reading (chunks, whole file, and the file's growth per
+//     reading after the first hour, i.e. the steady state), bytes written per reading
+//     (/proc/self/io), with the data sets' own regular timestamps and with 0-49 ms of jitter;
+//  3. peak RSS of the buffer alone at 100 k readings/s: a child process loads the data, returns
+//     its free heap (malloc_trim), resets VmHWM (clear_refs), then feeds the store at that pace.
 //
-//   buffer_bench [--readings N] [--quick]
+//   buffer_bench [--readings N] [--hours H] [--quick]
+#include <malloc.h>
 #include <sqlite3.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <chrono>
@@ -117,29 +122,133 @@ double BareSqlite(const std::string& path, const std::vector<Reading>& rs, buffe
   return static_cast<double>(rs.size()) / dt;
 }
 
+struct StorageFigures {
+  long chunks = 0;
+  double chunk_b = 0, file_b = 0, growth_b = 0, written_b = 0;
+};
+
+// Closes nothing: `path` must not be open. Folds the WAL into the file and returns its size.
+uint64_t CheckpointedFileBytes(const std::string& path) {
+  sqlite3* db = nullptr;
+  sqlite3_open(path.c_str(), &db);
+  sqlite3_exec(db, "PRAGMA wal_checkpoint(TRUNCATE)", nullptr, nullptr, nullptr);
+  sqlite3_close(db);
+  return FileBytes(path);
+}
+
+// `hours` of 100 sensors at 1 Hz, one commit per second; after the first hour and at the end the
+// store is merged, closed and the file measured, so growth_b is what each further reading costs.
+StorageFigures Storage(const std::string& path, const std::vector<bench::Feed::Sensor>& sensors,
+                       bench::TimeMode mode, size_t hours) {
+  Clean(path);
+  bench::Feed feed(sensors, 1'700'000'000'000'000LL, mode);
+  buffer::Options o;
+  o.path = path;
+  o.commit_max_readings = 100;
+  o.commit_interval_us = 10'000'000;
+  const uint64_t w0 = WriteBytes();
+  uint64_t first_hour_bytes = 0;
+  size_t total = 0, first_hour = 0;
+  std::vector<Reading> rs;
+  for (size_t h = 0; h < hours; ++h) {
+    auto st = buffer::Store::Open(o);
+    if (!st.ok()) { fprintf(stderr, "open: %s\n", st.status().ToString().c_str()); exit(1); }
+    for (int64_t sec = static_cast<int64_t>(h) * 3600; sec < static_cast<int64_t>(h + 1) * 3600; ++sec) {
+      rs.clear();
+      feed.Second(sec, &rs);
+      for (Reading& r : rs) { r.source = "bench"; r.seq = ++total; }
+      auto t = (*st)->Append(rs);
+      if (!t.ok() || !(*st)->WaitDurable(*t).ok()) { fprintf(stderr, "append failed\n"); exit(1); }
+    }
+    (void)(*st)->MergeNow();
+    st->reset();
+    if (h == 0) {
+      first_hour = total;
+      first_hour_bytes = CheckpointedFileBytes(path);
+    }
+  }
+  StorageFigures f;
+  f.written_b = static_cast<double>(WriteBytes() - w0) / total;
+  const uint64_t file = CheckpointedFileBytes(path);
+  sqlite3* db = nullptr;
+  sqlite3_open(path.c_str(), &db);
+  sqlite3_stmt* q = nullptr;
+  sqlite3_prepare_v2(db, "SELECT SUM(length(data)), COUNT(*) FROM chunks", -1, &q, nullptr);
+  sqlite3_step(q);
+  f.chunk_b = static_cast<double>(sqlite3_column_int64(q, 0)) / total;
+  f.chunks = static_cast<long>(sqlite3_column_int64(q, 1));
+  sqlite3_finalize(q);
+  sqlite3_close(db);
+  f.file_b = static_cast<double>(file) / total;
+  if (total > first_hour)
+    f.growth_b = (static_cast<double>(file) - static_cast<double>(first_hour_bytes)) / static_cast<double>(total - first_hour);
+  return f;
+}
+
+// The child of --rss: feeds a store at `rate` readings/s for `seconds`, in appends of 1,000, and
+// prints the peak RSS above the RSS it had once the data sets were loaded.
+int RssChild(const std::string& path, const std::vector<bench::Feed::Sensor>& sensors, double rate, double seconds) {
+  bench::Feed feed(sensors, 1'700'000'000'000'000LL, bench::TimeMode::kJitterMs);
+  std::vector<Reading> rs;
+  rs.reserve(1000);
+  malloc_trim(0);
+  std::ofstream("/proc/self/clear_refs") << "5";  // reset VmHWM
+  const long rss0 = ProcKb("VmRSS:");
+  buffer::Options o;
+  o.path = path;
+  auto st = buffer::Store::Open(o);
+  if (!st.ok()) { fprintf(stderr, "open: %s\n", st.status().ToString().c_str()); return 1; }
+  const double t0 = Now();
+  uint64_t n = 0;
+  int64_t sec = 0;
+  while (Now() - t0 < seconds) {
+    rs.clear();
+    while (rs.size() < 1000) feed.Second(sec++, &rs);
+    for (Reading& r : rs) { r.source = "bench"; r.seq = ++n; }
+    if (!(*st)->Append(rs).ok()) { fprintf(stderr, "append failed\n"); return 1; }
+    const double due = t0 + static_cast<double>(n) / rate;  // pace: sleep until this append is due
+    const double ahead = due - Now();
+    if (ahead > 0) usleep(static_cast<useconds_t>(ahead * 1e6));
+  }
+  if (!(*st)->Flush().ok()) return 1;
+  const double dt = Now() - t0;
+  const long hwm = ProcKb("VmHWM:");
+  st->reset();
+  printf("%.0f readings/s for %.1f s: peak RSS %.2f MiB above the %.1f MiB the loaded data sets take\n",
+         static_cast<double>(n) / dt, dt, (hwm - rss0) / 1024.0, rss0 / 1024.0);
+  return 0;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
   SetLogLevel(LogLevel::kWarning);
-  size_t n = 200'000;
-  bool quick = false;
+  size_t n = 200'000, hours = 4;
+  bool quick = false, rss_child = false;
   for (int i = 1; i < argc; ++i) {
     if (!strcmp(argv[i], "--readings") && i + 1 < argc) n = std::strtoull(argv[++i], nullptr, 10);
+    else if (!strcmp(argv[i], "--hours") && i + 1 < argc) hours = std::max<size_t>(1, std::strtoull(argv[++i], nullptr, 10));
     else if (!strcmp(argv[i], "--quick")) quick = true;
+    else if (!strcmp(argv[i], "--rss-child")) rss_child = true;
   }
-  if (quick) n = 20'000;
+  if (quick) { n = 20'000; hours = 1; }
   const char* env = std::getenv("EDGEPIPE_DATA_DIR");
   auto all = bench::LoadAll(env ? env : EDGEPIPE_BENCH_DATA_DIR);
   if (!all.ok()) { fprintf(stderr, "%s\n", all.status().ToString().c_str()); return 1; }
-  bench::Feed feed(bench::MixedSensors(*all, 100), 1'700'000'000'000'000LL, bench::TimeMode::kJitterMs);
-  const size_t seconds = quick ? 600 : 3600;
-  std::vector<Reading> rs;
-  for (size_t s = 0; rs.size() < std::max(n, seconds * 100); ++s) feed.Second(static_cast<int64_t>(s), &rs);
-  for (size_t i = 0; i < rs.size(); ++i) { rs[i].source = "bench"; rs[i].seq = i + 1; }
+  const std::vector<bench::Feed::Sensor> sensors = bench::MixedSensors(*all, 100);
   char tmpl[] = "/tmp/buffer-bench-XXXXXX";
   const std::string dir = mkdtemp(tmpl);
   const std::string path = dir + "/buffer.db";
-  std::vector<Reading> ingest(rs.begin(), rs.begin() + static_cast<ptrdiff_t>(n));
+  if (rss_child) {
+    const int rc = RssChild(path, sensors, 100'000, quick ? 1.0 : 5.0);
+    std::filesystem::remove_all(dir);
+    return rc;
+  }
+  bench::Feed feed(sensors, 1'700'000'000'000'000LL, bench::TimeMode::kJitterMs);
+  std::vector<Reading> ingest;
+  for (int64_t s = 0; ingest.size() < n; ++s) feed.Second(s, &ingest);
+  ingest.resize(n);
+  for (size_t i = 0; i < ingest.size(); ++i) { ingest[i].source = "bench"; ingest[i].seq = i + 1; }
 
   printf("# ingest: %zu readings of 100 sensors (shared data sets), one commit per group\n", n);
   printf("%-7s %7s %14s %14s %7s\n", "sync", "group", "store r/s", "bare r/s", "ratio");
@@ -151,44 +260,32 @@ int main(int argc, char** argv) {
       fflush(stdout);
     }
   }
+  ingest.clear();
+  ingest.shrink_to_fit();
 
-  // Storage at 100 sensors x 1 Hz, one commit per second, then merged (steady state).
-  Clean(path);
-  std::ofstream("/proc/self/clear_refs") << "5";  // reset VmHWM
-  const long rss0 = ProcKb("VmRSS:");
-  const uint64_t w0 = WriteBytes();
-  const size_t total = seconds * 100;
-  {
-    buffer::Options o;
-    o.path = path;
-    o.commit_max_readings = 100;
-    o.commit_interval_us = 10'000'000;
-    auto st = buffer::Store::Open(o);
-    if (!st.ok()) return 1;
-    for (size_t i = 0; i < total; i += 100) {
-      auto t = (*st)->Append(std::span<const Reading>(rs.data() + i, 100));
-      if (!t.ok() || !(*st)->WaitDurable(*t).ok()) return 1;
-    }
-    (void)(*st)->MergeNow();
+  printf("\n# storage: 100 sensors x 1 Hz x %zu h (%zu readings), sync=full, one commit per second, merged\n",
+         hours, hours * 360'000);
+  printf("%-26s %7s %9s %9s %15s %11s\n", "timestamps", "chunks", "chunk B/r", "file B/r", "growth B/r >1h",
+         "written B/r");
+  for (bench::TimeMode mode : {bench::TimeMode::kExact, bench::TimeMode::kJitterMs}) {
+    const StorageFigures f = Storage(path, sensors, mode, hours);
+    printf("%-26s %7ld %9.2f %9.2f %15s %11.1f\n",
+           mode == bench::TimeMode::kExact ? "data sets' own (regular)" : "arrival, 0-49 ms jitter", f.chunks,
+           f.chunk_b, f.file_b, hours > 1 ? StrFormat("%.2f", f.growth_b).c_str() : "-", f.written_b);
+    fflush(stdout);
   }
-  const uint64_t written = WriteBytes() - w0;
-  const long hwm = ProcKb("VmHWM:");
-  sqlite3* db = nullptr;
-  sqlite3_open(path.c_str(), &db);
-  sqlite3_stmt* q = nullptr;
-  sqlite3_prepare_v2(db, "SELECT SUM(length(data)), COUNT(*) FROM chunks", -1, &q, nullptr);
-  sqlite3_step(q);
-  const double blob = static_cast<double>(sqlite3_column_int64(q, 0));
-  const long chunks = static_cast<long>(sqlite3_column_int64(q, 1));
-  sqlite3_finalize(q);
-  sqlite3_exec(db, "PRAGMA wal_checkpoint(TRUNCATE)", nullptr, nullptr, nullptr);
-  sqlite3_close(db);
-  printf("\n# storage: %zu readings (100 sensors x 1 Hz x %zu s), sync=full, one commit per second, merged\n",
-         total, seconds);
-  printf("chunks %ld, compressed chunk bytes/reading %.2f, file bytes/reading %.2f, written bytes/reading %.1f\n",
-         chunks, blob / total, static_cast<double>(FileBytes(path)) / total, static_cast<double>(written) / total);
-  printf("peak RSS growth while ingesting: %.1f MiB (VmHWM %ld KiB - VmRSS before %ld KiB)\n",
-         (hwm - rss0) / 1024.0, hwm, rss0);
+  Clean(path);
   std::filesystem::remove_all(dir);
-  return 0;
+
+  // Peak RSS of the buffer alone, in a fresh process (this one holds the ingest's freed heap).
+  printf("\n# peak RSS: a fresh process feeding buffer::Store at 100,000 readings/s (default options)\n");
+  fflush(stdout);
+  const pid_t pid = fork();
+  if (pid == 0) {
+    execl("/proc/self/exe", argv[0], "--rss-child", quick ? "--quick" : "--readings", quick ? "--quick" : "1", nullptr);
+    _exit(127);
+  }
+  int status = 0;
+  waitpid(pid, &status, 0);
+  return WIFEXITED(status) ? WEXITSTATUS(status) : 1;
 }

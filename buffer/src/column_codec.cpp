@@ -15,6 +15,8 @@ constexpr int64_t kPow10Int[7] = {1, 10, 100, 1000, 10000, 100000, 1000000};
 constexpr double kMaxExactInt = 9007199254740992.0;
 constexpr uint8_t kModeDecimal = 0;
 constexpr uint8_t kModeXor = 1;
+// Set in the timestamp unit byte: residuals from a regular grid instead of delta-of-deltas.
+constexpr uint8_t kTimestampGrid = 0x80;
 
 uint64_t Bits(double v) { return std::bit_cast<uint64_t>(v); }
 
@@ -143,8 +145,9 @@ void EncodeTimestamps(std::string* out, std::span<const int64_t> ts, int64_t bas
     hi = std::max(hi, t);
   }
   int k = 0;
-  // A coarser unit only when every difference is far from overflowing.
-  if (static_cast<uint64_t>(hi) - static_cast<uint64_t>(lo) < (1ull << 62)) {
+  // A coarser unit, and the grid mode, only when every difference is far from overflowing.
+  const bool narrow = static_cast<uint64_t>(hi) - static_cast<uint64_t>(lo) < (1ull << 62);
+  if (narrow) {
     for (k = 6; k > 0; --k) {
       bool all = true;
       for (int64_t t : ts)
@@ -155,10 +158,37 @@ void EncodeTimestamps(std::string* out, std::span<const int64_t> ts, int64_t bas
       if (all) break;
     }
   }
-  out->push_back(static_cast<char>(k));
+  const size_t n = ts.size();
+  auto unit = [&](size_t i) { return k > 0 ? (ts[i] - ts[0]) / kPow10Int[k] : WrapSub(ts[i], ts[0]); };
+  // Delta-of-delta suits a steady period; a sampled-then-stamped feed (a fixed period plus
+  // jitter) costs less as residuals from the regular grid ts[0] + i * period, because each
+  // residual carries one jitter instead of the second difference of three.
+  size_t dod_cost = 0, grid_cost = 0;
+  int64_t period = 0;
+  if (narrow && n >= 3) {
+    int64_t prev_u = 0, prev_d = 0;
+    for (size_t i = 1; i < n; ++i) {
+      const int64_t u = unit(i);
+      dod_cost += VarintLen(ZigZag(WrapSub(u - prev_u, prev_d)));
+      prev_d = u - prev_u;
+      prev_u = u;
+    }
+    const int64_t span = unit(n - 1);
+    const int64_t steps = static_cast<int64_t>(n - 1);
+    period = (span >= 0 ? span + steps / 2 : span - steps / 2) / steps;  // rounded to nearest
+    grid_cost = VarintLen(ZigZag(period));
+    for (size_t i = 1; i < n; ++i) grid_cost += VarintLen(ZigZag(unit(i) - static_cast<int64_t>(i) * period));
+  }
+  const bool grid = narrow && n >= 3 && grid_cost < dod_cost;
+  out->push_back(static_cast<char>(k | (grid ? kTimestampGrid : 0)));
   PutVarint(out, ZigZag(WrapSub(ts[0], base)));
+  if (grid) {
+    PutVarint(out, ZigZag(period));
+    for (size_t i = 1; i < n; ++i) PutVarint(out, ZigZag(unit(i) - static_cast<int64_t>(i) * period));
+    return;
+  }
   int64_t prev_d = 0;
-  for (size_t i = 1; i < ts.size(); ++i) {
+  for (size_t i = 1; i < n; ++i) {
     int64_t d = k > 0 ? (ts[i] - ts[i - 1]) / kPow10Int[k] : WrapSub(ts[i], ts[i - 1]);
     PutVarint(out, ZigZag(WrapSub(d, prev_d)));
     prev_d = d;
@@ -167,9 +197,19 @@ void EncodeTimestamps(std::string* out, std::span<const int64_t> ts, int64_t bas
 
 bool DecodeTimestamps(ByteReader& in, std::span<int64_t> ts, int64_t base) {
   if (ts.empty()) return true;
-  uint8_t k = in.Byte();
+  const uint8_t mode = in.Byte();
+  const bool grid = (mode & kTimestampGrid) != 0;
+  const uint8_t k = mode & ~kTimestampGrid;
   if (k > 6) return false;
   ts[0] = WrapAdd(base, UnZigZag(in.Varint()));
+  if (grid) {
+    const int64_t period = UnZigZag(in.Varint());
+    for (size_t i = 1; i < ts.size() && in.ok(); ++i) {
+      const int64_t u = WrapAdd(WrapMul(static_cast<int64_t>(i), period), UnZigZag(in.Varint()));
+      ts[i] = WrapAdd(ts[0], WrapMul(u, kPow10Int[k]));
+    }
+    return in.ok();
+  }
   int64_t d = 0;
   for (size_t i = 1; i < ts.size() && in.ok(); ++i) {
     d = WrapAdd(d, UnZigZag(in.Varint()));

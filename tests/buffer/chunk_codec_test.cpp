@@ -136,6 +136,39 @@ TEST(ChunkCodec, DecimalValuesCostFarLessThanRawDoubles) {
   CheckRoundTrip(raw);
 }
 
+// A feed sampled on a fixed period and stamped on arrival (period + jitter) is stored as
+// residuals from the regular grid (unit byte | 0x80): one jitter per reading instead of the
+// second difference of three, and never larger than delta-of-deltas.
+TEST(ChunkCodec, JitteredTimestampsUseTheGridModeAndRoundTrip) {
+  std::mt19937_64 rng(11);
+  for (int64_t unit : {int64_t{1}, int64_t{1000}}) {  // µs jitter (k = 0), ms jitter (k = 3)
+    std::vector<Reading> jittered, steady;
+    for (int i = 0; i < 5'000; ++i) {
+      const int64_t t = 1'700'000'000'000'000 + i * 1'000'000LL;
+      jittered.push_back(R("t", t + static_cast<int64_t>(rng() % 50) * unit, 20.5));
+      steady.push_back(R("t", t, 20.5));
+    }
+    ChunkData j, s;
+    j.Append(jittered);
+    s.Append(steady);
+    const ChunkColumnSizes js = MeasureColumns(j), ss = MeasureColumns(s);
+    // Grid residuals are 0..49 units from the first reading's jitter: one varint byte each
+    // (delta-of-deltas span -98..98 and would need two bytes for a quarter of them).
+    CHECK_TEXT(js.timestamps <= 1 + 8 + 2 + 4'999, StrFormat("%zu timestamp bytes", js.timestamps).c_str());
+    LONGS_EQUAL(1 + 1 + 4'999, ss.timestamps);  // a steady feed keeps delta-of-deltas (all zero)
+    CheckRoundTrip(jittered);
+    CheckRoundTrip(steady);
+  }
+  // Edges: three readings, out-of-order arrival, a span close to the 2^62 limit, negative times.
+  CheckRoundTrip({R("a", 10, 1), R("a", 2'000'011, 1), R("a", 1'000'007, 1)});
+  CheckRoundTrip({R("a", -5'000'000, 1), R("a", -4'000'001, 1), R("a", -3'000'003, 1), R("a", -2'000'000, 1)});
+  const int64_t big = int64_t{1} << 61;
+  CheckRoundTrip({R("a", -big, 1), R("a", -big / 3, 1), R("a", big / 3 + 7, 1), R("a", big - 1, 1)});
+  std::vector<Reading> backwards;
+  for (int i = 0; i < 100; ++i) backwards.push_back(R("b", 1'000'000'000 - i * 1'000'003LL + static_cast<int64_t>(rng() % 997), 1));
+  CheckRoundTrip(backwards);
+}
+
 TEST(ChunkCodec, OffGridValuesBecomeExceptionsWithoutCoarseningTheSeries) {
   std::vector<Reading> in;
   for (int i = 0; i < 1000; ++i) in.push_back(R("so2", i * 1'000'000LL, i % 50));
