@@ -34,7 +34,7 @@ enum class OnFull { kDropOldest, kRejectNew };
 struct Options {
   std::string path;                          // database file; its directory must exist
   SyncMode sync = SyncMode::kFull;
-  uint64_t commit_max_readings = 1000;       // group commit closes at this many readings...
+  uint64_t commit_max_readings = 10000;      // group commit closes at this many readings...
   int64_t commit_interval_us = 1'000'000;    // ...or after this long
   uint64_t max_size_bytes = 512ull << 20;    // budget for database + WAL
   OnFull on_full = OnFull::kDropOldest;
