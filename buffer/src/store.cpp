@@ -272,6 +272,7 @@ void Store::Impl::WriterLoop() {
       } else {
         uncertain_work->Absorb(std::move(pending));
         pending = std::move(*uncertain_work);
+        urgent = true;  // it was due when it failed
       }
       uncertain_work.reset();
       memory_readings = pending.readings;
@@ -373,9 +374,12 @@ void Store::Impl::WriterLoop() {
         uncertain_work = std::make_unique<Pending>(std::move(work));
         uncertain_ticket = ticket;
       } else {
-        // Put the work back in front of anything appended meanwhile, preserving order.
+        // Put the work back in front of anything appended meanwhile, preserving order. It was
+        // due, so it stays due: the retry runs when the backoff ends, not a commit interval (or a
+        // full group) later.
         work.Absorb(std::move(pending));
         pending = std::move(work);
+        urgent = true;
       }
       memory_readings = pending.readings + (uncertain_work ? uncertain_work->readings : 0);
       const int64_t floor = state.load() == WriterState::kIoError ? 100'000 : 50'000;
