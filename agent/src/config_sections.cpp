@@ -75,8 +75,9 @@ const Section<AgentConfig>& AgentSection() {
     sec.fields.push_back(DurationField<AgentConfig>("stats_interval", &AgentConfig::stats_interval_us, 100 * kMs, kHour,
         "How often the live counters are refreshed: systemd's STATUS= line, the status file and the metrics gauges."));
     sec.fields.push_back(DurationField<AgentConfig>("writer_stall_timeout", &AgentConfig::writer_stall_timeout_us, kSec,
-        kHour, "When one buffer commit takes longer than this, the agent stops pinging the systemd watchdog (which "
-        "then restarts it after WatchdogSec=) and reports the writer as stalled."));
+        kHour, "When one database operation of the buffer writer (a commit, a merge, a reopen) takes longer than "
+        "this, or the writer thread has exited, the agent stops pinging the systemd watchdog (which then restarts "
+        "it after WatchdogSec=) and reports the writer as stalled."));
     sec.fields.push_back(StringField<AgentConfig>("metrics_listen", &AgentConfig::metrics_listen,
         "Serve Prometheus metrics at http://ADDRESS/metrics, e.g. `\"127.0.0.1:9464\"`. Loopback addresses only "
         "(127.0.0.0/8, `[::1]`, `localhost`); empty = no endpoint.", false, [](const std::string& v) {

@@ -120,7 +120,8 @@ void RenderBuffer(Writer& w, const AgentSnapshot& s) {
            "Failed commits since start (disk full, I/O error); readings stay in memory and are retried.");
   w.Int(b.commit_errors);
   w.Family("edgepipe_buffer_writer_healthy", "gauge",
-           "1 unless the buffer writer is stuck in one commit longer than agent.writer_stall_timeout.");
+           "1 unless the buffer writer is stuck in one database operation (a commit, merge or reopen) longer "
+           "than agent.writer_stall_timeout, or its thread has exited.");
   w.Int(uint64_t{s.writer_healthy ? 1u : 0u});
 }
 
