@@ -1,8 +1,11 @@
 // Group commits, the disk budget (max_size), the drop_oldest eviction and its gap records.
+#include <fcntl.h>
 #include <sys/stat.h>
 #include <sys/statvfs.h>
+#include <unistd.h>
 
 #include <algorithm>
+#include <cerrno>
 #include <climits>
 
 #include "edgepipe/core/log.h"
@@ -18,6 +21,11 @@ constexpr const char* kLog = "buffer";
 constexpr int64_t kMaxEvictBytes = 1 << 20;
 // Free space FitToFileSystem leaves for the WAL (and the -shm index) to grow into.
 constexpr int64_t kWalMargin = 256 << 10;
+// drop_oldest keeps this much of the file system in `<db>.reserve`. If another program takes
+// the last free byte while the WAL holds pages past the end of the main file (at most half of
+// this, LimitWalOverhang), deleting the reserve lets the checkpoint write them, and eviction
+// goes on.
+constexpr int64_t kReserveBytes = 512 << 10;
 
 // Rough size of what a quarantine row adds to the database.
 uint64_t QuarantineBytes(const QuarantineRecord& q, uint64_t raw_limit) {
@@ -66,7 +74,10 @@ void Store::Impl::FitToFileSystem() {
   struct stat st;
   if (::statvfs(db_dir.c_str(), &fs) == 0 && ::stat(opt.path.c_str(), &st) == 0) {
     const int64_t room = static_cast<int64_t>(fs.f_bavail) * static_cast<int64_t>(fs.f_frsize);
-    limit = std::clamp<int64_t>((static_cast<int64_t>(st.st_size) + room - kWalMargin) / page_size, 16, max_pages);
+    // A released reserve is taken back first: its space is not the database's.
+    const int64_t keep = kWalMargin + (reserve_present ? 0 : kReserveBytes);
+    limit = std::clamp<int64_t>((static_cast<int64_t>(st.st_size) + room - keep) / page_size, 16, max_pages);
+    KeepReserve(room);
   }
   if (limit == page_limit) return;
   if (!Exec(db, StrFormat("PRAGMA max_page_count=%lld", static_cast<long long>(limit)).c_str()).ok()) return;
@@ -78,6 +89,70 @@ void Store::Impl::FitToFileSystem() {
   else if (limit == max_pages)
     EP_LOG_NOTICE(kLog, "the file system of %s has room for buffer.max_size again", opt.path.c_str());
   page_limit = limit;
+}
+
+void Store::Impl::KeepReserve(int64_t room) {
+  if (reserve_present) return;
+  struct stat st;
+  if (::stat(reserve_path.c_str(), &st) == 0 && st.st_size >= kReserveBytes) {
+    reserve_present = true;  // made by an earlier run
+    return;
+  }
+  if (room < kReserveBytes + kWalMargin) return;
+  const int fd = ::open(reserve_path.c_str(), O_WRONLY | O_CREAT | O_CLOEXEC, 0600);
+  if (fd < 0) return;
+  int err = ::posix_fallocate(fd, 0, kReserveBytes);
+  if (err == EOPNOTSUPP || err == EINVAL) {  // no fallocate on this file system: write it
+    const std::string zeros(64 << 10, '\0');
+    err = 0;
+    for (int64_t off = 0; off < kReserveBytes && err == 0; off += static_cast<int64_t>(zeros.size()))
+      if (::pwrite(fd, zeros.data(), zeros.size(), off) != static_cast<ssize_t>(zeros.size())) err = errno ? errno : EIO;
+  }
+  if (err == 0 && ::fsync(fd) != 0) err = errno;
+  ::close(fd);
+  if (err != 0) {
+    ::unlink(reserve_path.c_str());
+    return;
+  }
+  reserve_present = true;
+  if (reserve_released)
+    EP_LOG_NOTICE(kLog, "the file system of %s has room again: made the reserve file %s again", opt.path.c_str(),
+                  reserve_path.c_str());
+  reserve_released = false;
+}
+
+bool Store::Impl::ReleaseReserve() {
+  if (opt.on_full != OnFull::kDropOldest) return false;
+  struct stat st;
+  if (::stat(reserve_path.c_str(), &st) != 0) {
+    reserve_present = false;
+    return false;
+  }
+  const bool released = ::unlink(reserve_path.c_str()) == 0;
+  reserve_present = !released;
+  reserve_released = reserve_released || released;
+  if (released)
+    EP_LOG_WARN(kLog, "file system of %s full: deleted the reserve file %s (%lld KiB) so the WAL can be checkpointed "
+                "and eviction can go on; it is made again when the file system has room",
+                opt.path.c_str(), reserve_path.c_str(), static_cast<long long>(st.st_size >> 10));
+  return released;
+}
+
+// Pages a commit added past the end of the main file live only in the WAL until a checkpoint
+// writes them, which needs that much free space. Keep them below half the reserve, so deleting
+// the reserve is always enough to checkpoint.
+void Store::Impl::LimitWalOverhang() {
+  if (opt.on_full != OnFull::kDropOldest || io_failed) return;
+  Stmt& pc = Cached("PRAGMA page_count");
+  const int rc = pc.Step();
+  const int64_t pages = rc == SQLITE_ROW ? pc.Int(0) : 0;
+  pc.Reset();
+  struct stat st;
+  if (rc != SQLITE_ROW || ::stat(opt.path.c_str(), &st) != 0) return;
+  if (pages * page_size - static_cast<int64_t>(st.st_size) <= kReserveBytes / 2) return;
+  const int crc = sqlite3_wal_checkpoint_v2(db, nullptr, SQLITE_CHECKPOINT_PASSIVE, nullptr, nullptr);
+  if (crc != SQLITE_OK && (crc & 0xff) != SQLITE_BUSY && (crc & 0xff) != SQLITE_LOCKED)
+    NoteFailure(Status(StatusCode::kUnavailable, StrFormat("checkpoint: %s (sqlite code %d)", sqlite3_errstr(crc), crc)), crc);
 }
 
 // Headroom kept free under drop_oldest, and the threshold of "full" under reject_new.
@@ -333,6 +408,7 @@ Status Store::Impl::CommitWork(Pending& work, bool* uncertain) {
     if (s.ok()) s = WriteTransaction(work, blobs, &added);
     if (s.ok()) {
       ++commit_seq;
+      LimitWalOverhang();
       pending_chunks.insert(pending_chunks.end(), added.begin(), added.end());
       for (const ChunkMeta& m : added) newest_hour = std::max(newest_hour, m.hour);
       disk_full = false;
@@ -352,7 +428,13 @@ Status Store::Impl::CommitWork(Pending& work, bool* uncertain) {
       if (opt.on_full == OnFull::kDropOldest && attempt < 3) {
         // On a full file system the WAL cannot grow: checkpoint it first, so that the eviction
         // (a write transaction too) reuses the WAL file from its start.
-        if (disk_full) sqlite3_wal_checkpoint_v2(db, nullptr, SQLITE_CHECKPOINT_PASSIVE, nullptr, nullptr);
+        // If another program took the last free byte, the checkpoint itself may need room for
+        // the pages the WAL holds past the end of the main file: the reserve file gives it.
+        if (disk_full) {
+          if (!budget) ReleaseReserve();  // the kernel said ENOSPC, not our page limit
+          sqlite3_wal_checkpoint_v2(db, nullptr, SQLITE_CHECKPOINT_PASSIVE, nullptr, nullptr);
+          FitToFileSystem();
+        }
         int64_t freed = 0;
         Status e = Evict(std::max<int64_t>(pages_needed * 2, 16), &freed);
         if (e.ok() && freed > 0) continue;

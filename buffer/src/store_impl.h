@@ -98,6 +98,11 @@ struct Store::Impl {
   // minus a margin for the WAL (FitToFileSystem). The file is then full for SQLite before it
   // is full for the kernel, and eviction frees pages inside it instead of failing on ENOSPC.
   int64_t page_limit = 0;
+  // drop_oldest: `<path>.reserve`, a file holding kReserveBytes of the file system for the day
+  // another program takes its last free byte (store_commit.cpp, docs/durability.md).
+  std::string reserve_path;
+  bool reserve_present = false;
+  bool reserve_released = false;  // deleted on ENOSPC and not made again yet
   int64_t wal_allowance = 0;     // bytes of the budget kept for the WAL
   int64_t checkpoint_frames = 0; // the WAL hook checkpoints at this many frames
   std::string db_dir;            // directory of the database (free space for the WAL hook)
@@ -177,6 +182,9 @@ struct Store::Impl {
   Status AddCounter(const char* name, int64_t delta);
   Result<int64_t> FreePages();    // pages the main file may still use within page_limit
   void FitToFileSystem();         // drop_oldest: sets page_limit from the file system's free space
+  void KeepReserve(int64_t room); // drop_oldest: (re)creates the reserve file if `room` allows
+  bool ReleaseReserve();          // deletes the reserve file; true if it was there
+  void LimitWalOverhang();        // checkpoints when the WAL holds too many pages past the file's end
   Status EnsureSpace(int64_t pages_needed, bool* evicted_any);
   Status Evict(int64_t pages_to_free, int64_t* freed_pages);
   Status RecordGapsInDb(const std::vector<GapRecord>& gaps);

@@ -203,6 +203,7 @@ Status Store::Impl::ApplyBudget(bool* corrupt) {
   max_pages = std::max<int64_t>(16, (static_cast<int64_t>(opt.max_size_bytes) - wal_allowance) / page_size);
   checkpoint_frames = std::max<int64_t>(8, wal_allowance / (page_size + 24) / 2);
   page_limit = max_pages;
+  reserve_path = opt.path + ".reserve";
   db_dir = opt.path.substr(0, opt.path.find_last_of('/') + 1);
   if (db_dir.empty()) db_dir = ".";
   sqlite3_wal_hook(db, WalHook, this);  // replaces wal_autocheckpoint
