@@ -43,7 +43,7 @@ struct Options {
   uint64_t max_memory_readings = 200'000;    // readings held in memory while commits fail
   // Small chunks (one per group commit and hour) are merged in the background into chunks of
   // up to this many readings: bigger chunks compress better (docs/benchmarks.md).
-  uint64_t merge_target_readings = 20'000;
+  uint64_t merge_target_readings = 10'000;
   std::string vfs_name;                      // SQLite VFS to open with ("" = default); tests
   Clock* clock = nullptr;                    // nullptr = RealClock::Default()
 };
