@@ -107,6 +107,30 @@ Inventory Inspect(const std::string& path) {
   return inv;
 }
 
+// Leases (flushing) and acknowledges every batch until none is left. Returns the readings the
+// batches delivered and the count their gap records say are missing; when `gap_reason` is given,
+// every gap record must carry it.
+struct Drained {
+  uint64_t readings = 0;
+  uint64_t gaps = 0;
+};
+
+Drained DrainAll(Store& store, const char* gap_reason = nullptr) {
+  Drained d;
+  while (true) {
+    auto b = store.LeaseBatch(BatchPolicy{}, true);
+    CHECK_TRUE(b.ok());
+    if (!b->has_value()) break;
+    for (const GapRecord& g : (*b)->gaps) {
+      if (gap_reason) STRCMP_EQUAL(gap_reason, g.reason.c_str());
+      d.gaps += g.count;
+    }
+    d.readings += (*b)->readings.size();
+    CHECK_TRUE(store.AckBatch((*b)->id, {}).ok());
+  }
+  return d;
+}
+
 int EnvInt(const char* name, int fallback) {
   const char* v = std::getenv(name);
   return v && *v ? std::atoi(v) : fallback;
@@ -421,20 +445,9 @@ TEST(FaultVfs, AFullMemoryQueueDropsTheOldestWithGapsAndFailsTheirWaiters) {
   const uint64_t dropped = st.readings_dropped_memory;
   CHECK(dropped > 0);  // how many depends on whether a failing commit held some of them at the time
   LONGS_EQUAL(3000, st.pending_readings + dropped);
-  uint64_t gap_total = 0, out = 0;
-  while (true) {
-    auto b = store->LeaseBatch(BatchPolicy{}, true);
-    CHECK_TRUE(b.ok());
-    if (!b->has_value()) break;
-    for (const GapRecord& g : (*b)->gaps) {
-      STRCMP_EQUAL("memory_full", g.reason.c_str());
-      gap_total += g.count;
-    }
-    out += (*b)->readings.size();
-    CHECK_TRUE(store->AckBatch((*b)->id, {}).ok());
-  }
-  LONGS_EQUAL(dropped, gap_total);
-  LONGS_EQUAL(3000, out + gap_total);
+  const Drained d = DrainAll(*store, "memory_full");
+  LONGS_EQUAL(dropped, d.gaps);
+  LONGS_EQUAL(3000, d.readings + d.gaps);
 }
 
 // ---- a really full file system (tmpfs in a private mount namespace) ----
@@ -514,17 +527,9 @@ TEST(DiskFull, DropOldestEvictsToKeepGoingOnAFullFileSystemAndGrowsAgainWhenSpac
   }
   st = store->GetStats();
   LONGS_EQUAL(evicted_before, st.readings_evicted);
-  uint64_t gaps = 0, out = 0;
-  while (true) {
-    auto b = store->LeaseBatch(BatchPolicy{}, true);
-    CHECK_TRUE(b.ok());
-    if (!b->has_value()) break;
-    for (const GapRecord& g : (*b)->gaps) gaps += g.count;
-    out += (*b)->readings.size();
-    CHECK_TRUE(store->AckBatch((*b)->id, {}).ok());
-  }
-  LONGS_EQUAL(st.readings_evicted, gaps);
-  LONGS_EQUAL(seq - 1, out + gaps);
+  const Drained d = DrainAll(*store);
+  LONGS_EQUAL(st.readings_evicted, d.gaps);
+  LONGS_EQUAL(seq - 1, d.readings + d.gaps);
 }
 
 // Another program fills the file system to the last byte while the buffer is running (its WAL
@@ -572,17 +577,9 @@ TEST(DiskFull, DropOldestKeepsGoingWhenAnotherProgramTakesTheLastFreeByte) {
   // The reserve (released when the kernel said ENOSPC, usually) is there again.
   LONGS_EQUAL(512 << 10, std::filesystem::file_size(mnt + "/buffer.db.reserve"));
   st = store->GetStats();
-  uint64_t gaps = 0, out = 0;
-  while (true) {
-    auto b = store->LeaseBatch(BatchPolicy{}, true);
-    CHECK_TRUE(b.ok());
-    if (!b->has_value()) break;
-    for (const GapRecord& g : (*b)->gaps) gaps += g.count;
-    out += (*b)->readings.size();
-    CHECK_TRUE(store->AckBatch((*b)->id, {}).ok());
-  }
-  LONGS_EQUAL(st.readings_evicted + st.readings_dropped_memory, gaps);
-  LONGS_EQUAL(seq - 1, out + gaps);
+  const Drained d = DrainAll(*store);
+  LONGS_EQUAL(st.readings_evicted + st.readings_dropped_memory, d.gaps);
+  LONGS_EQUAL(seq - 1, d.readings + d.gaps);
 }
 
 TEST(DiskFull, RejectNewHoldsAcceptedReadingsInMemoryAndCommitsThemWhenSpaceReturns) {
