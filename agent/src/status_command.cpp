@@ -102,6 +102,16 @@ std::string VersionOf(const Live& l) {
   return "";
 }
 
+// A source's type-specific counters (edgepipe_source_events_total{source=..., counter=...}).
+std::map<std::string, unsigned long long> SourceCounters(const Live& l, const std::string& source) {
+  std::map<std::string, unsigned long long> out;
+  for (const MetricSample& s : l.samples)
+    if (s.name == "edgepipe_source_events_total" && s.labels.count("source") && s.labels.at("source") == source &&
+        s.labels.count("counter"))
+      out[s.labels.at("counter")] = U(s.value);
+  return out;
+}
+
 json LiveJson(const Live& l) {
   json j;
   j["status_file"] = l.path;
@@ -142,12 +152,15 @@ json LiveJson(const Live& l) {
   for (const MetricSample& s : l.samples) {
     if (s.name != "edgepipe_source_state") continue;
     std::map<std::string, std::string> key = {{"source", s.labels.at("source")}};
+    json counters = json::object();
+    for (const auto& [name, value] : SourceCounters(l, s.labels.at("source"))) counters[name] = value;
     j["sources"].push_back({{"name", s.labels.at("source")},
                             {"type", s.labels.count("type") ? s.labels.at("type") : ""},
                             {"state", s.labels.count("state") ? s.labels.at("state") : ""},
                             {"up", l.V("edgepipe_source_up", key) > 0},
                             {"readings", U(l.V("edgepipe_source_readings_total", key))},
-                            {"errors", U(l.V("edgepipe_source_errors_total", key))}});
+                            {"errors", U(l.V("edgepipe_source_errors_total", key))},
+                            {"counters", counters}});
   }
   j["config_reload"] = {{"ok", U(l.V("edgepipe_config_reloads_total", {{"result", "ok"}}))},
                         {"failed", U(l.V("edgepipe_config_reloads_total", {{"result", "failed"}}))},
@@ -190,10 +203,13 @@ void PrintLive(const Live& l) {
   for (const MetricSample& s : l.samples) {
     if (s.name != "edgepipe_source_state") continue;
     std::map<std::string, std::string> key = {{"source", s.labels.at("source")}};
-    printf("%s%s (%s): %s, %llu readings, %llu errors\n", first ? "sources:           " : "                   ",
+    std::string extra;  // the source's own counters that are not zero
+    for (const auto& [name, value] : SourceCounters(l, s.labels.at("source")))
+      if (value) extra += ", " + name + " " + std::to_string(value);
+    printf("%s%s (%s): %s, %llu readings, %llu errors%s\n", first ? "sources:           " : "                   ",
            s.labels.at("source").c_str(), s.labels.count("type") ? s.labels.at("type").c_str() : "?",
            s.labels.count("state") ? s.labels.at("state").c_str() : "?",
-           U(l.V("edgepipe_source_readings_total", key)), U(l.V("edgepipe_source_errors_total", key)));
+           U(l.V("edgepipe_source_readings_total", key)), U(l.V("edgepipe_source_errors_total", key)), extra.c_str());
     first = false;
   }
   if (l.V("edgepipe_config_last_reload_successful") < 1)

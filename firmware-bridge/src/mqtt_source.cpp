@@ -1,8 +1,26 @@
 // The MQTT source: Paho delivers each message on its delivery thread; the handler parses it,
 // hands it to the sink and (QoS >= 1) returns only once the commit is durable, because Paho
 // sends the PUBACK when the handler returns (see the contract in mqtt.h).
+//
+// Redeliveries: a QoS >= 1 message committed but not yet acknowledged when the agent died comes
+// again after the restart, with the DUP flag and its original packet identifier. Any number may
+// be in that state (the broker's in-flight window; Paho may also hold back PUBACKs while its
+// socket has pending writes): 1,286 were seen in one kill test. So each commit also records, per
+// packet identifier, a fingerprint of the message (topic and payload bytes); a DUP message whose
+// identifier and fingerprint match the last message committed under that identifier is
+// acknowledged and dropped (docs/operations.md, "MQTT", redeliveries).
+
+// Paho C++ 1.2 keeps the packet identifier of a received message only in the wrapped C struct,
+// which it exposes when UNIT_TESTS is defined (an inline accessor; no layout change). This must
+// be the first Paho header of this file; if message.h came in earlier, c_struct() is missing and
+// the build fails rather than silently losing the identifier.
+#define UNIT_TESTS 1
+#include <mqtt/message.h>
+#undef UNIT_TESTS
+
 #include <atomic>
 #include <chrono>
+#include <cinttypes>
 #include <thread>
 
 #include "edgepipe/firmware_bridge/mqtt.h"
@@ -14,6 +32,22 @@ namespace {
 constexpr const char* kLog = "mqtt";
 constexpr int64_t kRetryMinUs = 10'000;
 constexpr int64_t kRetryMaxUs = 2'000'000;
+
+// FNV-1a over the topic, a separator and the payload: stable across builds and restarts.
+uint64_t MessageFingerprint(const std::string& topic, const std::string& payload) {
+  uint64_t h = 14695981039346656037ull;
+  auto mix = [&h](const std::string& s) {
+    for (unsigned char c : s) {
+      h ^= c;
+      h *= 1099511628211ull;
+    }
+  };
+  mix(topic);
+  h ^= 0xff;
+  h *= 1099511628211ull;
+  mix(payload);
+  return h;
+}
 }  // namespace
 
 struct MqttSource::Impl {
@@ -34,10 +68,12 @@ struct MqttSource::Impl {
   std::atomic<bool> stopping{false};
   std::atomic<bool> in_handler{false};
   std::atomic<uint64_t> messages{0}, readings{0}, quarantined{0}, sink_retries{0}, lost_qos0{0};
+  std::atomic<uint64_t> redelivered_dropped{0}, redelivered_new{0};
   mutable std::mutex err_mu;
   std::string last_error;
   RateLimitedLog reject_log{60'000'000};
   RateLimitedLog sink_log{10'000'000};
+  RateLimitedLog redelivery_log{60'000'000};
 
   void SetError(std::string e) {
     std::lock_guard<std::mutex> lock(err_mu);
@@ -45,7 +81,9 @@ struct MqttSource::Impl {
   }
 
   void OnMessage(const mqtt::const_message_ptr& msg);
-  Result<uint64_t> Deliver(bool ok, const QuarantineRecord& q, int qos);
+  Result<uint64_t> Deliver(bool ok, const QuarantineRecord& q, int qos, const SourceState& mark);
+  std::string MarkKey(int packet_id) const { return opt.name + "/mqtt-pid/" + std::to_string(packet_id); }
+  bool AlreadyCommitted(const std::string& key, const std::string& fingerprint);
   Status OnConnected(mqtt::async_client& cli, bool session_present);
 };
 
@@ -81,10 +119,22 @@ Status MqttSource::Impl::OnConnected(mqtt::async_client& cli, bool session_prese
 
 // Hands the readings (or the quarantine record) to the sink. A message of QoS >= 1 is retried
 // with backoff until the sink takes it: returning would acknowledge it.
-Result<uint64_t> MqttSource::Impl::Deliver(bool ok, const QuarantineRecord& q, int qos) {
+// `mark` (QoS >= 1) is committed with the readings, or right after the quarantine record, so a
+// crash between the two can only make a redelivery stored twice, never dropped.
+Result<uint64_t> MqttSource::Impl::Deliver(bool ok, const QuarantineRecord& q, int qos, const SourceState& mark) {
   int64_t backoff = kRetryMinUs;
+  bool quarantine_queued = false;
   while (true) {
-    Result<uint64_t> t = ok ? sink.Append(batch) : sink.Quarantine(q);
+    Result<uint64_t> t = uint64_t{0};
+    if (ok) {
+      t = mark.key.empty() ? sink.Append(batch) : sink.AppendWithState(batch, mark);
+    } else {
+      if (!quarantine_queued) {
+        t = sink.Quarantine(q);
+        quarantine_queued = t.ok();
+      }
+      if (quarantine_queued && !mark.key.empty()) t = sink.AppendWithState({}, mark);
+    }
     if (t.ok() || qos == 0 || stopping) return t;
     ++sink_retries;
     SetError("buffer refused a message: " + t.status().ToString());
@@ -97,12 +147,44 @@ Result<uint64_t> MqttSource::Impl::Deliver(bool ok, const QuarantineRecord& q, i
   }
 }
 
+// True when a message with this packet identifier and fingerprint was committed before: a
+// redelivery of it. A lookup error counts as "not committed" (stored twice rather than lost).
+bool MqttSource::Impl::AlreadyCommitted(const std::string& key, const std::string& fingerprint) {
+  Result<std::optional<std::string>> v = sink.LoadState(key);
+  if (!v.ok()) {
+    EP_LOG_WARN(kLog, "source %s: could not look up a redelivered message (%s); storing it", opt.name.c_str(),
+                v.status().ToString().c_str());
+    return false;
+  }
+  return v->has_value() && **v == fingerprint;
+}
+
 void MqttSource::Impl::OnMessage(const mqtt::const_message_ptr& msg) {
   in_handler = true;
   const std::string& topic = msg->get_topic();
   const std::string& payload = msg->get_payload_str();
   const int qos = msg->get_qos();
   const int64_t now = clock.SystemNowUs();
+  SourceState mark;
+  const int packet_id = msg->c_struct().msgid;
+  if (qos > 0 && packet_id > 0) {
+    char fp[17];
+    snprintf(fp, sizeof fp, "%016" PRIx64, MessageFingerprint(topic, payload));
+    mark = SourceState{MarkKey(packet_id), fp};
+    if (msg->is_duplicate()) {
+      if (AlreadyCommitted(mark.key, mark.value)) {
+        ++redelivered_dropped;
+        uint64_t suppressed = 0;
+        if (redelivery_log.ShouldLog(clock.MonotonicNowUs(), &suppressed))
+          EP_LOG_INFO(kLog, "source %s: broker redelivered message %d on %s, already stored: acknowledged, not "
+                      "stored again (%llu more suppressed)", opt.name.c_str(), packet_id, topic.c_str(),
+                      static_cast<unsigned long long>(suppressed));
+        in_handler = false;
+        return;  // Paho acknowledges it now
+      }
+      ++redelivered_new;
+    }
+  }
   batch.clear();
   PayloadError err;
   bool ok;
@@ -128,7 +210,7 @@ void MqttSource::Impl::OnMessage(const mqtt::const_message_ptr& msg) {
                   topic.c_str(), err.rule.c_str(), err.reason.c_str(), static_cast<unsigned long long>(suppressed));
     SetError("quarantined a message on " + topic + ": " + err.reason);
   }
-  Result<uint64_t> ticket = Deliver(ok, q, qos);
+  Result<uint64_t> ticket = Deliver(ok, q, qos, mark);
   if (!ticket.ok()) {
     // QoS 0 (best effort) or stopping: nothing more can be done for this message.
     ++lost_qos0;
@@ -202,6 +284,8 @@ SourceHealth MqttSource::Health() const {
   h.state = im.session ? im.session->state() : "stopped";
   h.readings = im.readings;
   h.errors = im.quarantined + im.lost_qos0 + (im.session ? im.session->failures() : 0);
+  h.counters["redelivered_dropped"] = im.redelivered_dropped;
+  h.counters["redelivered_stored"] = im.redelivered_new;
   std::lock_guard<std::mutex> lock(im.err_mu);
   h.last_error = im.last_error;
   if (im.session && !im.session->connected() && !im.session->last_error().empty()) h.last_error = im.session->last_error();
@@ -215,6 +299,8 @@ MqttSourceStats MqttSource::stats() const {
   s.readings = im.readings;
   s.quarantined = im.quarantined;
   s.sink_retries = im.sink_retries;
+  s.redelivered_dropped = im.redelivered_dropped;
+  s.redelivered_stored = im.redelivered_new;
   if (im.session) {
     s.connects = im.session->connects();
     s.connect_failures = im.session->failures();

@@ -33,6 +33,11 @@ TempDir::TempDir() {
 }
 
 TempDir::~TempDir() {
+  // EDGEPIPE_KEEP_TEMP=1 keeps every test directory (databases, logs, outboxes) for a post-mortem.
+  if (const char* keep = std::getenv("EDGEPIPE_KEEP_TEMP"); keep && *keep && *keep != '0') {
+    fprintf(stderr, "kept test directory %s (EDGEPIPE_KEEP_TEMP)\n", path_.c_str());
+    return;
+  }
   std::error_code ec;
   fs::remove_all(path_, ec);
 }

@@ -7,9 +7,14 @@
 // message only after the message handler returns (verified for Debian's Paho C 1.3.12 / C++ 1.2,
 // shared/notes/setup-verified.md section 2). The handler parses the payload, hands the readings
 // (or the quarantine record) to the sink and returns only after WaitDurable() confirmed the
-// commit. So a message is acknowledged only once it is durable; one that was committed but not
-// acknowledged when the agent died is sent again by the broker and dropped as an exact duplicate
-// by validation (same sensor, timestamp and value). If the sink refuses the readings (buffer
+// commit. So a message is acknowledged only once it is durable. One that was committed but not
+// acknowledged when the agent died is sent again by the broker, with the DUP flag and its original
+// packet identifier; any number of messages can be in that state. Each commit therefore also
+// records (in the buffer's source state, key "<source>/mqtt-pid/<packet id>") a fingerprint of
+// the message's topic and payload bytes, and a DUP message matching the record of its packet
+// identifier is acknowledged without being stored again. Identical bytes under the same packet
+// identifier cannot be told apart at QoS 1; for payloads with their own timestamps they are the
+// same reading. Validation's exact-duplicate rule is a second line. If the sink refuses the readings (buffer
 // full, commits failing) the handler retries with backoff and does not return: back-pressure
 // reaches the broker, which keeps queueing for our persistent session.
 //
@@ -73,6 +78,8 @@ struct MqttSourceStats {
   uint64_t connects = 0;          // successful connections (first + reconnects)
   uint64_t connect_failures = 0;
   uint64_t sink_retries = 0;      // times the handler had to wait for the sink (back-pressure)
+  uint64_t redelivered_dropped = 0;  // DUP messages already committed: acknowledged, not stored again
+  uint64_t redelivered_stored = 0;   // DUP messages not committed before: stored
 };
 
 class MqttSource final : public Source {
