@@ -366,7 +366,8 @@ Status Store::Impl::WriteTransaction(Pending& work, std::vector<std::pair<int64_
     }
   }
   if (s.ok() && !work.state.empty()) {
-    Stmt up(db, "INSERT INTO source_state(key, value) VALUES(?, ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value");
+    // Cached: an MQTT source at QoS 1 commits one key (its packet-id record) with every message.
+    Stmt& up = Cached("INSERT INTO source_state(key, value) VALUES(?, ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value");
     for (const auto& [k, v] : work.state) {
       up.Reset();
       up.Bind(1, k).Bind(2, v);
