@@ -68,7 +68,7 @@ struct MqttSource::Impl {
   std::atomic<bool> stopping{false};
   std::atomic<bool> in_handler{false};
   std::atomic<uint64_t> messages{0}, readings{0}, quarantined{0}, sink_retries{0}, lost_qos0{0};
-  std::atomic<uint64_t> redelivered_dropped{0}, redelivered_new{0};
+  std::atomic<uint64_t> redelivered_dropped{0}, redelivered_stored{0};
   mutable std::mutex err_mu;
   std::string last_error;
   RateLimitedLog reject_log{60'000'000};
@@ -182,7 +182,7 @@ void MqttSource::Impl::OnMessage(const mqtt::const_message_ptr& msg) {
         in_handler = false;
         return;  // Paho acknowledges it now
       }
-      ++redelivered_new;
+      ++redelivered_stored;
     }
   }
   batch.clear();
@@ -285,7 +285,7 @@ SourceHealth MqttSource::Health() const {
   h.readings = im.readings;
   h.errors = im.quarantined + im.lost_qos0 + (im.session ? im.session->failures() : 0);
   h.counters["redelivered_dropped"] = im.redelivered_dropped;
-  h.counters["redelivered_stored"] = im.redelivered_new;
+  h.counters["redelivered_stored"] = im.redelivered_stored;
   std::lock_guard<std::mutex> lock(im.err_mu);
   h.last_error = im.last_error;
   if (im.session && !im.session->connected() && !im.session->last_error().empty()) h.last_error = im.session->last_error();
@@ -300,7 +300,7 @@ MqttSourceStats MqttSource::stats() const {
   s.quarantined = im.quarantined;
   s.sink_retries = im.sink_retries;
   s.redelivered_dropped = im.redelivered_dropped;
-  s.redelivered_stored = im.redelivered_new;
+  s.redelivered_stored = im.redelivered_stored;
   if (im.session) {
     s.connects = im.session->connects();
     s.connect_failures = im.session->failures();
