@@ -440,10 +440,15 @@ Result<uint64_t> Store::AppendWithState(std::span<const Reading> readings, const
 Result<std::optional<std::string>> Store::LoadState(const std::string& key) {
   std::lock_guard<std::mutex> lock(impl_->db_mu);
   EP_RETURN_IF_ERROR(impl_->CheckWritable());
-  Stmt st(impl_->db, "SELECT value FROM source_state WHERE key = ?");
+  // Cached: after a reconnect an MQTT source looks up every redelivered (DUP) message here.
+  Stmt& st = impl_->Cached("SELECT value FROM source_state WHERE key = ?");
   st.Bind(1, key);
   int rc = st.Step();
-  if (rc == SQLITE_ROW) return std::optional<std::string>(st.Text(0));
+  if (rc == SQLITE_ROW) {
+    std::optional<std::string> v(st.Text(0));
+    st.Reset();  // a cached statement left on a row would hold a read transaction open
+    return v;
+  }
   if (rc == SQLITE_DONE) return std::optional<std::string>();
   return SqliteStatus(rc, impl_->db, "load source state");
 }
