@@ -100,12 +100,18 @@ ChunkData ChunkData::Slice(size_t begin, size_t end) const {
 }
 
 std::vector<Reading> ChunkData::ToReadings() const {
-  std::vector<Reading> out(order_.size());
+  std::vector<Reading> out;
+  AppendReadingsTo(&out);
+  return out;
+}
+
+void ChunkData::AppendReadingsTo(std::vector<Reading>* out) const {
+  out->reserve(out->size() + order_.size());
   std::vector<size_t> pos(series_.size(), 0);
   for (size_t i = 0; i < order_.size(); ++i) {
     const SeriesColumns& s = series_[order_[i]];
     const size_t k = pos[order_[i]]++;
-    Reading& r = out[i];
+    Reading& r = out->emplace_back();
     r.sensor = s.sensor;
     r.unit = s.unit;
     r.source = s.source;
@@ -116,7 +122,6 @@ std::vector<Reading> ChunkData::ToReadings() const {
     r.seq = s.seq[k];
     if (!s.text.empty()) r.text = s.text[k];
   }
-  return out;
 }
 
 int64_t ChunkData::MinTs() const {

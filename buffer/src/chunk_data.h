@@ -42,6 +42,8 @@ class ChunkData {
   // Readings [begin, end) in stored order.
   ChunkData Slice(size_t begin, size_t end) const;
   std::vector<Reading> ToReadings() const;
+  // Appends the readings, in stored order, to `out` (a batch being loaded: no temporary vector).
+  void AppendReadingsTo(std::vector<Reading>* out) const;
 
   int64_t MinTs() const;
   int64_t MaxTs() const;

@@ -12,6 +12,7 @@ namespace {
 
 constexpr const char* kLog = "buffer";
 constexpr int64_t kLedgerRows = 10'000;
+constexpr int64_t kMaxBatchReserve = 1'000'000;  // a damaged row cannot make LoadBatch reserve gigabytes
 
 }  // namespace
 
@@ -233,7 +234,7 @@ Result<std::optional<uint64_t>> Store::Impl::ClaimQuarantine(const BatchPolicy& 
 }
 
 Result<std::optional<Batch>> Store::Impl::LoadBatch(uint64_t id) {
-  Stmt b(db, "SELECT kind, hour, attempts FROM batches WHERE id = ?");
+  Stmt b(db, "SELECT kind, hour, attempts, readings FROM batches WHERE id = ?");
   b.Bind(1, static_cast<int64_t>(id));
   int rc = b.Step();
   if (rc == SQLITE_DONE) return std::optional<Batch>();
@@ -245,6 +246,8 @@ Result<std::optional<Batch>> Store::Impl::LoadBatch(uint64_t id) {
   batch.partition_us = b.Int(1);
   batch.attempts = static_cast<int>(b.Int(2));
   if (batch.kind == BatchKind::kReadings) {
+    // One allocation for the whole batch: growing a vector of readings moves every one of them.
+    batch.readings.reserve(static_cast<size_t>(std::clamp<int64_t>(b.Int(3), 0, kMaxBatchReserve)));
     Stmt c(db, "SELECT id, data FROM chunks WHERE batch_id = ? ORDER BY id");
     c.Bind(1, static_cast<int64_t>(id));
     while ((rc = c.Step()) == SQLITE_ROW) {
@@ -255,11 +258,10 @@ Result<std::optional<Batch>> Store::Impl::LoadBatch(uint64_t id) {
         EP_RETURN_IF_ERROR(SetAsideDamaged(chunk_id, data.status().message(), id));
         return LoadBatch(id);  // the same batch without that chunk, with a gap record for it
       }
-      std::vector<Reading> rs = data->ToReadings();
-      for (Reading& r : rs) {
-        if (r.quality != 0) ++batch.quality.flagged;
-        batch.readings.push_back(std::move(r));
-      }
+      const size_t first = batch.readings.size();
+      data->AppendReadingsTo(&batch.readings);
+      for (size_t i = first; i < batch.readings.size(); ++i)
+        if (batch.readings[i].quality != 0) ++batch.quality.flagged;
     }
     if (rc != SQLITE_DONE) return SqliteStatus(rc, db, "load chunks");
     Stmt g(db, "SELECT source, sensor, from_us, to_us, count, reason FROM gaps WHERE batch_id = ? ORDER BY id");

@@ -43,7 +43,7 @@ Status Store::Impl::AddCounter(const char* name, int64_t delta) {
   return SqliteStatus(st.Step(), db, "update counter");
 }
 
-Result<int64_t> Store::Impl::FreePages() {
+Status Store::Impl::ReadPageCounts(int64_t* pages, int64_t* freelist) {
   int64_t v[2];
   const char* sql[2] = {"PRAGMA page_count", "PRAGMA freelist_count"};
   for (int i = 0; i < 2; ++i) {
@@ -57,7 +57,20 @@ Result<int64_t> Store::Impl::FreePages() {
     v[i] = st.Int(0);
     st.Reset();  // a statement left on a row would hold a read transaction
   }
-  return page_limit - v[0] + v[1];
+  *pages = v[0];
+  *freelist = v[1];
+  return Status::Ok();
+}
+
+Result<int64_t> Store::Impl::FreePages() {
+  int64_t pages = 0, freelist = 0;
+  EP_RETURN_IF_ERROR(ReadPageCounts(&pages, &freelist));
+  return page_limit - pages + freelist;
+}
+
+Result<int64_t> Store::Impl::FreePagesCached() {
+  if (page_counts.changes == sqlite3_total_changes64(db)) return page_limit - page_counts.pages + page_counts.freelist;
+  return FreePages();
 }
 
 // A file system with less room than the budget (other files, a budget larger than the disk)
@@ -143,12 +156,18 @@ bool Store::Impl::ReleaseReserve() {
 // the reserve is always enough to checkpoint.
 void Store::Impl::LimitWalOverhang() {
   if (opt.on_full != OnFull::kDropOldest || io_failed) return;
-  Stmt& pc = Cached("PRAGMA page_count");
-  const int rc = pc.Step();
-  const int64_t pages = rc == SQLITE_ROW ? pc.Int(0) : 0;
-  pc.Reset();
+  int64_t pages = 0;
+  if (page_counts.changes == sqlite3_total_changes64(db)) {
+    pages = page_counts.pages;
+  } else {
+    Stmt& pc = Cached("PRAGMA page_count");
+    const int rc = pc.Step();
+    pages = rc == SQLITE_ROW ? pc.Int(0) : 0;
+    pc.Reset();
+    if (rc != SQLITE_ROW) return;
+  }
   struct stat st;
-  if (rc != SQLITE_ROW || ::stat(opt.path.c_str(), &st) != 0) return;
+  if (::stat(opt.path.c_str(), &st) != 0) return;
   if (pages * page_size - static_cast<int64_t>(st.st_size) <= kReserveBytes / 2) return;
   const int crc = sqlite3_wal_checkpoint_v2(db, nullptr, SQLITE_CHECKPOINT_PASSIVE, nullptr, nullptr);
   if (crc != SQLITE_OK && (crc & 0xff) != SQLITE_BUSY && (crc & 0xff) != SQLITE_LOCKED)
@@ -160,7 +179,7 @@ static int64_t Headroom(int64_t max_pages) { return std::max<int64_t>(8, max_pag
 
 void Store::Impl::UpdateFullState() {
   if (io_failed) return;
-  Result<int64_t> free_pages = FreePages();
+  Result<int64_t> free_pages = FreePagesCached();
   if (!free_pages.ok()) return;
   const bool full = opt.on_full == OnFull::kRejectNew && *free_pages < Headroom(page_limit);
   WriterState want = full ? WriterState::kFull : WriterState::kOk;
@@ -289,7 +308,7 @@ Status Store::Impl::Evict(int64_t pages_to_free, int64_t* freed_pages) {
 Status Store::Impl::EnsureSpace(int64_t pages_needed, bool* evicted_any) {
   *evicted_any = false;
   FitToFileSystem();
-  Result<int64_t> free_pages = FreePages();
+  Result<int64_t> free_pages = FreePagesCached();
   if (!free_pages.ok()) return free_pages.status();
   const int64_t headroom = Headroom(page_limit);
   if (*free_pages >= pages_needed + headroom) return Status::Ok();
@@ -380,8 +399,17 @@ Status Store::Impl::WriteTransaction(Pending& work, std::vector<std::pair<int64_
     s = AddCounter(name.c_str(), delta);
   }
   if (s.ok()) s = AddCounter("group_commits", 1);  // see ResolveUncertain
+  PageCounts counts;
+  // Inside the transaction these cost no locks; a failure only leaves the cache invalid.
+  const bool counted = s.ok() && ReadPageCounts(&counts.pages, &counts.freelist).ok();
   if (s.ok()) s = SqliteStatus(Cached("COMMIT").Step(), db, "exec COMMIT");
-  if (!s.ok()) Rollback(db);
+  if (!s.ok()) {
+    Rollback(db);
+    page_counts.changes = -1;
+    return s;
+  }
+  counts.changes = counted ? sqlite3_total_changes64(db) : -1;
+  page_counts = counts;
   return s;
 }
 

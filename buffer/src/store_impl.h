@@ -114,6 +114,14 @@ struct Store::Impl {
   // Statements of the commit path, prepared once per connection (a prepare costs about as much
   // as inserting a small chunk). Finalized by CloseDb.
   std::map<std::string, std::unique_ptr<Stmt>> stmt_cache;
+  // page_count and freelist_count as the last commit transaction left them, read inside that
+  // transaction. Valid while sqlite3_total_changes64() still equals `changes` (every write of
+  // this database goes through this connection): the next commit's space check and the checks
+  // after a commit then need no read transactions of their own (each costs several fcntl locks).
+  struct PageCounts {
+    int64_t pages = 0, freelist = 0;
+    int64_t changes = -1;
+  } page_counts;
   // Group commits ever made in this database (counter `group_commits`, written by every commit
   // transaction): after a commit failed with an I/O error, reading it back tells whether that
   // commit nevertheless reached the file (a failed fsync after the WAL frames were written).
@@ -181,6 +189,8 @@ struct Store::Impl {
                           std::vector<ChunkMeta>* added);
   Status AddCounter(const char* name, int64_t delta);
   Result<int64_t> FreePages();    // pages the main file may still use within page_limit
+  Result<int64_t> FreePagesCached();  // the same, from page_counts when still valid
+  Status ReadPageCounts(int64_t* pages, int64_t* freelist);
   void FitToFileSystem();         // drop_oldest: sets page_limit from the file system's free space
   void KeepReserve(int64_t room); // drop_oldest: (re)creates the reserve file if `room` allows
   bool ReleaseReserve();          // deletes the reserve file; true if it was there

@@ -99,6 +99,7 @@ Stmt& Store::Impl::Cached(const char* sql) {
 
 void Store::Impl::CloseDb() {
   stmt_cache.clear();  // finalize before closing
+  page_counts = PageCounts();  // a new connection counts its changes from zero
   if (!db) return;
   // After an I/O error nothing may be written through this connection, not even the
   // checkpoint SQLite runs when the last connection closes; the next open recovers from the WAL.

@@ -15,10 +15,14 @@ Status ZstdCompressor::Compress(std::string_view in, std::string* out) {
   ZSTD_CCtx_setParameter(ctx_, ZSTD_c_compressionLevel, level_);
   ZSTD_CCtx_setParameter(ctx_, ZSTD_c_checksumFlag, checksum_ ? 1 : 0);
   ZSTD_CCtx_setParameter(ctx_, ZSTD_c_contentSizeFlag, 1);
-  out->resize(ZSTD_compressBound(in.size()));
-  size_t n = ZSTD_compress2(ctx_, out->data(), out->size(), in.data(), in.size());
+  const size_t bound = ZSTD_compressBound(in.size());
+  if (bound > buf_size_) {
+    buf_.reset(new char[bound]);
+    buf_size_ = bound;
+  }
+  size_t n = ZSTD_compress2(ctx_, buf_.get(), bound, in.data(), in.size());
   if (ZSTD_isError(n)) return InternalError(std::string("zstd: ") + ZSTD_getErrorName(n));
-  out->resize(n);
+  out->assign(buf_.get(), n);
   return Status::Ok();
 }
 

@@ -2,6 +2,7 @@
 // content checksum (XXH64), so `zstd -t` and every reader can verify an object on its own.
 #pragma once
 
+#include <memory>
 #include <string>
 #include <string_view>
 
@@ -17,7 +18,11 @@ class ZstdCompressor {
   ~ZstdCompressor();
   ZstdCompressor(const ZstdCompressor&) = delete;
   ZstdCompressor& operator=(const ZstdCompressor&) = delete;
-  ZstdCompressor(ZstdCompressor&& o) noexcept : ctx_(o.ctx_), level_(o.level_), checksum_(o.checksum_) { o.ctx_ = nullptr; }
+  ZstdCompressor(ZstdCompressor&& o) noexcept
+      : ctx_(o.ctx_), level_(o.level_), checksum_(o.checksum_), buf_(std::move(o.buf_)), buf_size_(o.buf_size_) {
+    o.ctx_ = nullptr;
+    o.buf_size_ = 0;
+  }
 
   // Replaces `out` with one complete zstd frame holding `in`.
   Status Compress(std::string_view in, std::string* out);
@@ -27,6 +32,10 @@ class ZstdCompressor {
   ZSTD_CCtx_s* ctx_;
   int level_;
   bool checksum_;
+  // Output scratch of ZSTD_compressBound size, kept between calls and never zero-filled: a
+  // std::string resized to the bound would clear megabytes per object for nothing.
+  std::unique_ptr<char[]> buf_;
+  size_t buf_size_ = 0;
 };
 
 // Decompresses every frame in `in`; kDataLoss on a damaged frame or checksum mismatch,
