@@ -99,6 +99,7 @@ Status Agent::Start() {
   std::unique_ptr<TimeoutExtender> extend = ExtendStartTimeout();
   buffer::Options bopt = config_.buffer;
   bopt.clock = &clock_;
+  bopt.merge_min_age_us = config_.batch.max_age_us;  // see Options::merge_min_age_us
   Result<std::unique_ptr<buffer::Store>> store = buffer::Store::Open(bopt);
   if (!store.ok()) return store.status();
   store_ = std::move(*store);

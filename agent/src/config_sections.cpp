@@ -128,7 +128,8 @@ const Section<buffer::Options>& BufferSection() {
         "oldest of them (gap records, reason `memory_full`) and `reject_new` refuses new ones."));
     sec.fields.push_back(IntField<O, uint64_t>("merge_readings", &O::merge_target_readings, 100, 1'000'000,
         "Small chunks (one per commit) are merged in the background into chunks of up to this many readings: "
-        "bigger chunks compress better (docs/buffer-format.md)."));
+        "bigger chunks compress better (docs/buffer-format.md). Only chunks committed at least `batch.max_age` ago "
+        "are merged: younger ones are normally claimed for upload first."));
     return sec;
   }();
   return s;

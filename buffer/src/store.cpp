@@ -522,7 +522,7 @@ Result<uint64_t> Store::MergeNow() {
   std::lock_guard<std::mutex> lock(impl_->db_mu);
   EP_RETURN_IF_ERROR(impl_->CheckWritable());
   uint64_t n = 0;
-  while (impl_->MergeOnce()) ++n;
+  while (impl_->MergeOnce(/*any_age=*/true)) ++n;
   return n;
 }
 

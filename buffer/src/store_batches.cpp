@@ -300,14 +300,17 @@ Result<std::optional<Batch>> Store::Impl::LoadBatch(uint64_t id) {
 // One merge: the oldest hour that has small chunks worth merging (enough readings for a full
 // chunk, or an hour no longer written to) gets its small chunks, oldest first, merged into one
 // that keeps the first chunk's id (and so its place). Returns true when it merged.
-bool Store::Impl::MergeOnce() {
+bool Store::Impl::MergeOnce(bool any_age) {
   if (io_failed) return false;
   const uint64_t target = opt.merge_target_readings;
+  // Chunks committed after `young` are left alone (Options::merge_min_age_us).
+  const int64_t young = any_age || opt.merge_min_age_us <= 0 ? INT64_MAX : clock->MonotonicNowUs() - opt.merge_min_age_us;
+  auto mergeable = [&](const ChunkMeta& m) { return m.count < target && m.mono_us <= young; };
   // A merged chunk must stay well inside the WAL allowance (docs/durability.md, the budget).
   const uint64_t max_input_bytes = static_cast<uint64_t>(wal_allowance / 4);
   std::map<int64_t, std::pair<uint64_t, int>> small;  // hour -> (readings, chunks)
   for (const ChunkMeta& m : pending_chunks)
-    if (m.count < target) {
+    if (mergeable(m)) {
       auto& [n, c] = small[m.hour];
       n += m.count;
       ++c;
@@ -318,7 +321,7 @@ bool Store::Impl::MergeOnce() {
     uint64_t readings = 0, in_bytes = 0;
     for (size_t i = 0; i < pending_chunks.size(); ++i) {
       const ChunkMeta& m = pending_chunks[i];
-      if (m.hour != hour || m.count >= target) continue;
+      if (m.hour != hour || !mergeable(m)) continue;
       if (!group.empty() && (readings + m.count > target || in_bytes + m.stored_bytes > max_input_bytes)) break;
       group.push_back(i);
       readings += m.count;

@@ -206,7 +206,7 @@ struct Store::Impl {
   Result<std::optional<uint64_t>> ClaimQuarantine(const BatchPolicy& policy, bool flush);
   Result<std::optional<Batch>> LoadBatch(uint64_t id);
   Status SetAsideDamaged(int64_t chunk_id, const std::string& error, std::optional<uint64_t> batch_id);
-  bool MergeOnce();               // one merge step; true when it merged something
+  bool MergeOnce(bool any_age = false);  // one merge step; true when it merged something
   Result<ChunkData> ReadChunk(int64_t id);
 
   // store.cpp

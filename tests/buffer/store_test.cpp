@@ -382,6 +382,32 @@ TEST(Store, SmallCommitsAreMergedAndComeBackUnchangedAndInOrder) {
   CHECK_TRUE(all == out);
 }
 
+TEST(Store, TheWriterMergesOnlyChunksOlderThanMergeMinAge) {
+  Options o;
+  o.path = path();
+  o.clock = &clock;
+  o.merge_target_readings = 1000;
+  o.merge_min_age_us = 10 * kUsPerSecond;
+  auto store = OpenWith(o);
+  auto commit = [&](int c) {
+    std::vector<Reading> rs;
+    for (int s = 0; s < 10; ++s) rs.push_back(R("t" + std::to_string(s), kHour0 + c * kUsPerSecond, 20 + 0.1 * s));
+    CHECK_TRUE(store->WaitDurable(*store->Append(rs)).ok());
+  };
+  // Enough small chunks for a full merge, all younger than merge_min_age: the writer (which
+  // tries a merge after every commit) leaves them alone.
+  for (int c = 0; c < 120; ++c) commit(c);
+  std::this_thread::sleep_for(std::chrono::milliseconds(500));
+  LONGS_EQUAL(0, store->GetStats().merges);
+  LONGS_EQUAL(120, store->GetStats().pending_chunks);
+  // Once they are that old, the next commit's maintenance merges them.
+  clock.Advance(10 * kUsPerSecond);
+  commit(200);
+  CHECK_TRUE(testing::WaitUntil(10'000, [&] { return store->GetStats().merges >= 1; }));
+  CHECK(store->GetStats().pending_chunks < 121);
+  LONGS_EQUAL(1210, store->GetStats().pending_readings);
+}
+
 TEST(Store, ABatchLimitInsideAChunkSplitsItAndEveryReadingIsDeliveredOnce) {
   auto store = OpenStore(path(), &clock);
   std::vector<Reading> in;

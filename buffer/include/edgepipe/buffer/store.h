@@ -44,6 +44,11 @@ struct Options {
   // Small chunks (one per group commit and hour) are merged in the background into chunks of
   // up to this many readings: bigger chunks compress better (docs/benchmarks.md).
   uint64_t merge_target_readings = 10'000;
+  // The writer merges only chunks committed at least this long ago (monotonic clock). The agent
+  // sets it to [batch] max_age: while uploads keep up, younger chunks are claimed before that
+  // age, so merging them would be work thrown away; while they do not, chunks are merged once
+  // that old. MergeNow() ignores it.
+  int64_t merge_min_age_us = 0;
   std::string vfs_name;                      // SQLite VFS to open with ("" = default); tests
   Clock* clock = nullptr;                    // nullptr = RealClock::Default()
 };
