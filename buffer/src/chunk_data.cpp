@@ -6,15 +6,12 @@
 namespace edgepipe::buffer {
 namespace {
 
-void MakeKey(std::string* key, std::string_view sensor, std::string_view unit, std::string_view source, ValueType type) {
-  key->clear();
-  // Length-prefixed parts: no separator can be confused with content.
-  for (std::string_view part : {sensor, unit, source}) {
-    size_t n = part.size();
-    key->append(reinterpret_cast<const char*>(&n), sizeof n);
-    key->append(part);
-  }
-  key->push_back(static_cast<char>(type));
+uint64_t SeriesHash(std::string_view sensor, std::string_view unit, std::string_view source, ValueType type) {
+  const std::hash<std::string_view> h;
+  uint64_t k = h(sensor);
+  k = k * 0x9e3779b97f4a7c15ull ^ h(unit);
+  k = k * 0x9e3779b97f4a7c15ull ^ h(source);
+  return k * 0x9e3779b97f4a7c15ull ^ static_cast<uint64_t>(type);
 }
 
 }  // namespace
@@ -24,11 +21,13 @@ uint64_t EstimateReadingBytes(size_t sensor, size_t unit, size_t source, size_t 
 }
 
 uint32_t ChunkData::SeriesFor(std::string_view sensor, std::string_view unit, std::string_view source, ValueType type) {
-  MakeKey(&scratch_, sensor, unit, source, type);
-  auto it = index_.find(scratch_);
-  if (it != index_.end()) return it->second;
+  const uint64_t key = SeriesHash(sensor, unit, source, type);
+  for (auto [it, end] = index_.equal_range(key); it != end; ++it) {
+    const SeriesColumns& s = series_[it->second];
+    if (s.type == type && s.sensor == sensor && s.unit == unit && s.source == source) return it->second;
+  }
   const uint32_t idx = static_cast<uint32_t>(series_.size());
-  index_.emplace(scratch_, idx);
+  index_.emplace(key, idx);
   SeriesColumns& s = series_.emplace_back();
   s.sensor = sensor;
   s.unit = unit;
@@ -171,8 +170,7 @@ void ChunkData::Reindex() {
   index_.clear();
   for (size_t i = 0; i < series_.size(); ++i) {
     const SeriesColumns& s = series_[i];
-    MakeKey(&scratch_, s.sensor, s.unit, s.source, s.type);
-    index_.emplace(scratch_, static_cast<uint32_t>(i));
+    index_.emplace(SeriesHash(s.sensor, s.unit, s.source, s.type), static_cast<uint32_t>(i));
   }
 }
 

@@ -64,8 +64,9 @@ class ChunkData {
 
   std::vector<uint32_t> order_;
   std::vector<SeriesColumns> series_;
-  std::unordered_map<std::string, uint32_t> index_;  // series key -> index in series_
-  std::string scratch_;
+  // Hash of (sensor, unit, source, type) -> index in series_; entries with equal hashes are
+  // told apart by comparing the fields. A lookup builds no key string.
+  std::unordered_multimap<uint64_t, uint32_t> index_;
 };
 
 // Rough size of one reading as an NDJSON line.
