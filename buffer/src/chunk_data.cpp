@@ -123,6 +123,29 @@ void ChunkData::AppendReadingsTo(std::vector<Reading>* out) const {
   }
 }
 
+void ChunkData::AppendColumnsTo(ReadingColumns* out) const {
+  const size_t first = out->size();
+  const uint32_t base = static_cast<uint32_t>(out->series.size());
+  bool any_text = false;
+  for (const SeriesColumns& s : series_) {
+    out->series.push_back(ReadingColumns::Series{s.sensor, s.unit, s.source, s.type});
+    any_text = any_text || !s.text.empty();
+  }
+  if (any_text && out->text.empty()) out->text.resize(first);  // earlier readings had none
+  std::vector<size_t> pos(series_.size(), 0);
+  for (const uint32_t si : order_) {
+    const SeriesColumns& s = series_[si];
+    const size_t k = pos[si]++;
+    out->series_of.push_back(base + si);
+    out->ts_us.push_back(s.ts[k]);
+    out->value.push_back(s.value[k]);
+    out->quality.push_back(s.quality[k]);
+    out->seq.push_back(s.seq[k]);
+    if (any_text) out->text.push_back(s.text.empty() ? std::string() : s.text[k]);
+  }
+  if (!any_text && !out->text.empty()) out->text.resize(out->size());  // texts began earlier
+}
+
 int64_t ChunkData::MinTs() const {
   int64_t m = INT64_MAX;
   for (const SeriesColumns& s : series_)

@@ -10,6 +10,7 @@
 #include <unordered_map>
 #include <vector>
 
+#include "edgepipe/core/pipeline.h"
 #include "edgepipe/core/reading.h"
 
 namespace edgepipe::buffer {
@@ -44,6 +45,9 @@ class ChunkData {
   std::vector<Reading> ToReadings() const;
   // Appends the readings, in stored order, to `out` (a batch being loaded: no temporary vector).
   void AppendReadingsTo(std::vector<Reading>* out) const;
+  // The same, column by column (a batch leased with BatchPolicy::columns). Each of our series
+  // becomes one more series of `out`.
+  void AppendColumnsTo(ReadingColumns* out) const;
 
   int64_t MinTs() const;
   int64_t MaxTs() const;

@@ -233,7 +233,7 @@ Result<std::optional<uint64_t>> Store::Impl::ClaimQuarantine(const BatchPolicy& 
   return std::optional<uint64_t>(batch_id);
 }
 
-Result<std::optional<Batch>> Store::Impl::LoadBatch(uint64_t id) {
+Result<std::optional<Batch>> Store::Impl::LoadBatch(uint64_t id, bool columns) {
   Stmt b(db, "SELECT kind, hour, attempts, readings FROM batches WHERE id = ?");
   b.Bind(1, static_cast<int64_t>(id));
   int rc = b.Step();
@@ -247,7 +247,9 @@ Result<std::optional<Batch>> Store::Impl::LoadBatch(uint64_t id) {
   batch.attempts = static_cast<int>(b.Int(2));
   if (batch.kind == BatchKind::kReadings) {
     // One allocation for the whole batch: growing a vector of readings moves every one of them.
-    batch.readings.reserve(static_cast<size_t>(std::clamp<int64_t>(b.Int(3), 0, kMaxBatchReserve)));
+    const size_t expect = static_cast<size_t>(std::clamp<int64_t>(b.Int(3), 0, kMaxBatchReserve));
+    if (columns) batch.columns.Reserve(expect);
+    else batch.readings.reserve(expect);
     Stmt c(db, "SELECT id, data FROM chunks WHERE batch_id = ? ORDER BY id");
     c.Bind(1, static_cast<int64_t>(id));
     while ((rc = c.Step()) == SQLITE_ROW) {
@@ -256,12 +258,16 @@ Result<std::optional<Batch>> Store::Impl::LoadBatch(uint64_t id) {
         const int64_t chunk_id = c.Int(0);
         c.Reset();
         EP_RETURN_IF_ERROR(SetAsideDamaged(chunk_id, data.status().message(), id));
-        return LoadBatch(id);  // the same batch without that chunk, with a gap record for it
+        return LoadBatch(id, columns);  // the same batch without that chunk, with a gap record for it
       }
-      const size_t first = batch.readings.size();
-      data->AppendReadingsTo(&batch.readings);
-      for (size_t i = first; i < batch.readings.size(); ++i)
-        if (batch.readings[i].quality != 0) ++batch.quality.flagged;
+      if (columns) {
+        data->AppendColumnsTo(&batch.columns);
+      } else {
+        data->AppendReadingsTo(&batch.readings);
+      }
+      for (const SeriesColumns& sc : data->series())
+        for (uint32_t q : sc.quality)
+          if (q != 0) ++batch.quality.flagged;
     }
     if (rc != SQLITE_DONE) return SqliteStatus(rc, db, "load chunks");
     Stmt g(db, "SELECT source, sensor, from_us, to_us, count, reason FROM gaps WHERE batch_id = ? ORDER BY id");
@@ -280,7 +286,7 @@ Result<std::optional<Batch>> Store::Impl::LoadBatch(uint64_t id) {
       rejected += static_cast<uint64_t>(r.Int(1));
     }
     if (rc != SQLITE_DONE) return SqliteStatus(rc, db, "load rejection counts");
-    batch.quality.passed = batch.readings.size();
+    batch.quality.passed = batch.reading_count();
     batch.quality.readings_in = batch.quality.passed + rejected;
     batch.quality.gaps = batch.gaps.size();
   } else {
@@ -389,7 +395,7 @@ Result<std::optional<Batch>> Store::LeaseBatch(const BatchPolicy& policy, bool f
       uint64_t id = static_cast<uint64_t>(st.Int(0));
       if (impl_->leased.count(id)) continue;
       st.Reset();
-      Result<std::optional<Batch>> b = impl_->LoadBatch(id);
+      Result<std::optional<Batch>> b = impl_->LoadBatch(id, policy.columns);
       if (!b.ok()) return b.status();
       if (b->has_value()) impl_->leased.insert(id);
       return b;
@@ -404,7 +410,7 @@ Result<std::optional<Batch>> Store::LeaseBatch(const BatchPolicy& policy, bool f
     if (!id.ok()) return id.status();
   }
   if (!id->has_value()) return std::optional<Batch>();
-  Result<std::optional<Batch>> b = impl_->LoadBatch(**id);
+  Result<std::optional<Batch>> b = impl_->LoadBatch(**id, policy.columns);
   if (b.ok() && b->has_value()) impl_->leased.insert(**id);
   return b;
 }

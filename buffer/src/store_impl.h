@@ -204,7 +204,7 @@ struct Store::Impl {
   // store_batches.cpp
   Result<std::optional<uint64_t>> ClaimReadings(const BatchPolicy& policy, bool flush);
   Result<std::optional<uint64_t>> ClaimQuarantine(const BatchPolicy& policy, bool flush);
-  Result<std::optional<Batch>> LoadBatch(uint64_t id);
+  Result<std::optional<Batch>> LoadBatch(uint64_t id, bool columns = false);  // columns: Batch::columns
   Status SetAsideDamaged(int64_t chunk_id, const std::string& error, std::optional<uint64_t> batch_id);
   bool MergeOnce(bool any_age = false);  // one merge step; true when it merged something
   Result<ChunkData> ReadChunk(int64_t id);

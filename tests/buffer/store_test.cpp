@@ -382,6 +382,46 @@ TEST(Store, SmallCommitsAreMergedAndComeBackUnchangedAndInOrder) {
   CHECK_TRUE(all == out);
 }
 
+TEST(Store, ABatchLeasedAsColumnsHoldsTheSameReadingsAsOneLeasedAsReadings) {
+  auto store = OpenStore(path(), &clock);
+  std::vector<Reading> all;
+  // Several chunks (one per commit), texts in some of them only, flags on some readings.
+  for (int c = 0; c < 6; ++c) {
+    std::vector<Reading> rs;
+    for (int s = 0; s < 25; ++s) {
+      Reading r = R("t" + std::to_string((s * 7 + c) % 9), kHour0 + (c * 25 + s) * kUsPerSecond, 20 + 0.25 * s);
+      if (c % 3 == 1 && s % 4 == 0) {
+        r.type = ValueType::kString;
+        r.text = "state-" + std::to_string(s);
+      }
+      if (s % 6 == 0) r.quality = kQualitySpike;
+      r.seq = static_cast<uint64_t>(c * 100 + s);
+      rs.push_back(r);
+    }
+    all.insert(all.end(), rs.begin(), rs.end());
+    CHECK_TRUE(store->WaitDurable(*store->Append(rs)).ok());
+  }
+  BatchPolicy p = Policy(10'000);
+  p.columns = true;
+  auto b = store->LeaseBatch(p, true);
+  CHECK_TRUE_TEXT(b.ok(), b.status().ToString().c_str());
+  CHECK_TRUE(b->has_value());
+  const Batch& cols = **b;
+  CHECK_TRUE(cols.readings.empty());
+  LONGS_EQUAL(all.size(), cols.reading_count());
+  CHECK_TRUE(cols.columns.ToReadings() == all);
+  LONGS_EQUAL(all.size(), cols.quality.passed);
+  // Released and leased again as readings: the same batch, the same readings and counts.
+  CHECK_TRUE(store->ReleaseBatch(cols.id).ok());
+  auto again = store->LeaseBatch(Policy(10'000), true);
+  CHECK_TRUE(again.ok() && again->has_value());
+  LONGS_EQUAL(cols.id, (*again)->id);
+  CHECK_TRUE((*again)->columns.empty());
+  CHECK_TRUE((*again)->readings == all);
+  CHECK_TRUE((*again)->quality == cols.quality);
+  CHECK(cols.quality.flagged > 0);
+}
+
 TEST(Store, TheWriterMergesOnlyChunksOlderThanMergeMinAge) {
   Options o;
   o.path = path();

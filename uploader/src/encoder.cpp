@@ -103,6 +103,26 @@ void AppendDouble(std::string* out, double v) {
 
 namespace {
 
+// One reading as the encoders see it, from either form a batch holds (Batch::readings or
+// Batch::columns): no copy of its strings.
+struct RowView {
+  std::string_view sensor, unit, source, text;
+  int64_t ts_us;
+  double value;
+  ValueType type;
+  uint32_t quality;
+};
+
+template <typename Fn>
+void ForEachRow(const Batch& batch, Fn&& fn) {
+  const ReadingColumns& c = batch.columns;
+  for (size_t i = 0; i < c.size(); ++i) {
+    const ReadingColumns::Series& s = c.SeriesOf(i);
+    fn(RowView{s.sensor, s.unit, s.source, c.TextOf(i), c.ts_us[i], c.value[i], s.type, c.quality[i]});
+  }
+  for (const Reading& r : batch.readings) fn(RowView{r.sensor, r.unit, r.source, r.text, r.ts_us, r.value, r.type, r.quality});
+}
+
 void AppendQualityJson(std::string* out, uint32_t q) {
   out->append(",\"quality\":[");
   bool first = true;
@@ -136,9 +156,9 @@ std::string RecordPrefix(const EncodeContext& ctx) {
 
 void EncodeNdjson(const EncodeContext& ctx, const Batch& batch, std::string* out) {
   const std::string prefix = RecordPrefix(ctx);
-  out->reserve(out->size() + batch.readings.size() * (prefix.size() + 96));
+  out->reserve(out->size() + batch.reading_count() * (prefix.size() + 96));
   char ts[24];
-  for (const Reading& r : batch.readings) {
+  ForEachRow(batch, [&](const RowView& r) {
     out->append(prefix);
     out->append(",\"sensor\":");
     AppendJsonString(out, r.sensor);
@@ -169,7 +189,7 @@ void EncodeNdjson(const EncodeContext& ctx, const Batch& batch, std::string* out
     }
     if (r.quality) AppendQualityJson(out, r.quality);
     out->append("}\n");
-  }
+  });
 }
 
 // RFC 4180 field: quoted when it holds a separator, quote or line break.
@@ -199,7 +219,7 @@ void EncodeCsv(const EncodeContext& ctx, const Batch& batch, std::string* out) {
     AppendCsvField(&labels, v);
   }
   char ts[24];
-  for (const Reading& r : batch.readings) {
+  ForEachRow(batch, [&](const RowView& r) {
     AppendCsvField(out, ctx.device);
     out->push_back(',');
     AppendCsvField(out, r.sensor);
@@ -225,7 +245,7 @@ void EncodeCsv(const EncodeContext& ctx, const Batch& batch, std::string* out) {
     }
     out->append(labels);
     out->push_back('\n');
-  }
+  });
 }
 
 }  // namespace

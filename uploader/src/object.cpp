@@ -148,7 +148,7 @@ Result<Object> ObjectBuilder::Build(const Batch& batch) {
   else EncodeReadings(opt_.format, opt_.context, batch, &scratch_);
   EP_RETURN_IF_ERROR(zstd_.Compress(scratch_, &obj.body));
   obj.raw_bytes = scratch_.size();
-  obj.readings = quarantine ? batch.quarantined.size() : batch.readings.size();
+  obj.readings = quarantine ? batch.quarantined.size() : batch.reading_count();
   const Format fmt = quarantine ? Format::kNdjson : opt_.format;
   const std::string ext = std::string(FormatName(fmt)) + ".zst";
   std::string prefix = opt_.prefix;
@@ -165,8 +165,12 @@ Result<Object> ObjectBuilder::Build(const Batch& batch) {
   m["edgepipe-kind"] = quarantine ? "quarantine" : "readings";
   m["edgepipe-format"] = FormatName(fmt);
   m["edgepipe-records"] = std::to_string(obj.readings);
-  if (!quarantine && !batch.readings.empty()) {
-    int64_t first = batch.readings.front().ts_us, last = first;
+  if (!quarantine && batch.reading_count() > 0) {
+    int64_t first = INT64_MAX, last = INT64_MIN;
+    for (const int64_t ts : batch.columns.ts_us) {
+      first = std::min(first, ts);
+      last = std::max(last, ts);
+    }
     for (const Reading& r : batch.readings) {
       first = std::min(first, r.ts_us);
       last = std::max(last, r.ts_us);

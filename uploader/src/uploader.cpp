@@ -64,7 +64,9 @@ Result<bool> Uploader::DeliverOne(bool flush) {
 }
 
 Result<bool> Uploader::DeliverWith(ObjectBuilder& builder, bool flush, int64_t deadline_mono_us) {
-  Result<std::optional<Batch>> leased = source_.LeaseBatch(opt_.policy, flush);
+  BatchPolicy policy = opt_.policy;
+  policy.columns = true;  // the encoders read columns: no Reading (and its strings) per reading
+  Result<std::optional<Batch>> leased = source_.LeaseBatch(policy, flush);
   if (!leased.ok()) return leased.status();
   if (!leased->has_value()) return false;
   const Batch& batch = **leased;

@@ -8,6 +8,7 @@
 #include <optional>
 #include <span>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "edgepipe/core/reading.h"
@@ -67,6 +68,47 @@ struct QualitySummary {
   bool operator==(const QualitySummary& o) const = default;
 };
 
+// A batch's readings column by column, as the buffer keeps them: each series' strings are held
+// once, so loading a batch of 100,000 readings allocates a few vectors, not a string per reading.
+// Filled instead of Batch::readings when BatchPolicy::columns asks for it (the uploader does).
+struct ReadingColumns {
+  struct Series {
+    std::string sensor, unit, source;
+    ValueType type = ValueType::kNumber;
+  };
+  std::vector<Series> series;
+  std::vector<uint32_t> series_of;  // per reading: index into `series`
+  std::vector<int64_t> ts_us;
+  std::vector<double> value;
+  std::vector<uint32_t> quality;
+  std::vector<uint64_t> seq;
+  std::vector<std::string> text;    // per reading, or empty when no reading of the batch has one
+
+  size_t size() const { return ts_us.size(); }
+  bool empty() const { return ts_us.empty(); }
+  const Series& SeriesOf(size_t i) const { return series[series_of[i]]; }
+  std::string_view TextOf(size_t i) const { return text.empty() ? std::string_view() : std::string_view(text[i]); }
+  // Reading i as a Reading (tests, tools; the encoders read the columns).
+  Reading At(size_t i) const {
+    const Series& s = SeriesOf(i);
+    return Reading{s.sensor, ts_us[i], value[i], s.type, quality[i], s.unit, std::string(TextOf(i)), s.source, seq[i]};
+  }
+  void Reserve(size_t n) {
+    series_of.reserve(n);
+    ts_us.reserve(n);
+    value.reserve(n);
+    quality.reserve(n);
+    seq.reserve(n);
+  }
+  std::vector<Reading> ToReadings() const {
+    std::vector<Reading> out;
+    out.reserve(size());
+    for (size_t i = 0; i < size(); ++i) out.push_back(At(i));
+    return out;
+  }
+  bool operator==(const ReadingColumns& o) const = default;
+};
+
 // A unit of delivery. Its id, name and content never change once claimed: after a crash the
 // same batch is offered again, so a retried upload overwrites the same object.
 struct Batch {
@@ -75,10 +117,14 @@ struct Batch {
   BatchKind kind = BatchKind::kReadings;
   int64_t partition_us = 0;      // start of the UTC hour that holds every reading of the batch
   std::vector<Reading> readings;             // kReadings, in stored order
+  ReadingColumns columns;                    // kReadings instead, when leased with BatchPolicy::columns
   std::vector<QuarantineRecord> quarantined; // kQuarantine
   std::vector<GapRecord> gaps;               // data known missing, reported with this batch
   QualitySummary quality;
   int attempts = 0;              // delivery attempts recorded so far
+
+  // Readings of the batch, whichever form holds them.
+  size_t reading_count() const { return readings.size() + columns.size(); }
 };
 
 // What the sink reported for a delivered batch (kept in the buffer's upload ledger).
@@ -95,6 +141,8 @@ struct BatchPolicy {
   uint64_t max_readings = 10'000;
   uint64_t max_bytes = 8ull << 20;   // estimated encoded (uncompressed) size
   int64_t max_age_us = 60 * 1'000'000ll;  // oldest pending reading's time in the buffer
+  // Not a closing rule: hand the readings out in Batch::columns instead of Batch::readings.
+  bool columns = false;
 };
 
 // Hands out batches to deliver. Thread-safe.
