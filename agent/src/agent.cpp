@@ -32,10 +32,14 @@ void Ingest::Seed(const std::vector<Reading>& stored) {
 }
 
 Result<uint64_t> Ingest::AppendWithState(std::span<const Reading> readings, const SourceState& state) {
-  std::vector<Reading> in(readings.begin(), readings.end());
-  std::vector<Reading> passed;
-  std::vector<QuarantineRecord> rejected;
   std::lock_guard<std::mutex> lock(mu_);
+  // Scratch vectors kept between calls (under the lock): no allocation per message.
+  std::vector<Reading>& in = scratch_in_;
+  std::vector<Reading>& passed = scratch_passed_;
+  std::vector<QuarantineRecord>& rejected = scratch_rejected_;
+  in.assign(readings.begin(), readings.end());
+  passed.clear();
+  rejected.clear();
   if (guard_) EP_RETURN_IF_ERROR(HoldLocked(in));  // clock unsynchronised: held, not validated yet
   validator_.Process(in, &passed, &rejected);
   uint64_t ticket = 0;
