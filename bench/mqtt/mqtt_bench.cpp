@@ -5,7 +5,7 @@
 //   mqtt_bench floor URL CLIENT_ID TOPIC QOS COUNT    bare Paho C++ subscriber that only counts:
 //       connects (persistent session), receives COUNT messages, prints CPU and wall time
 //   mqtt_bench session URL CLIENT_ID TOPIC QOS        create the persistent session and leave
-//   mqtt_bench latency URL RATE SECONDS PREFIX        publish single readings (QoS 0) at RATE/s
+//   mqtt_bench latency URL RATE SECONDS PREFIX        publish single readings (QoS 0) on lat/gw at RATE/s
 //       stamped with the send time, receive their republished SenML under PREFIX#, print p50/p99
 #include <mqtt/async_client.h>
 #include <sys/resource.h>
@@ -15,10 +15,12 @@
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
+#include <cstring>
 #include <deque>
 #include <mutex>
 #include <string>
 #include <thread>
+#include <unordered_map>
 #include <vector>
 
 namespace {
@@ -109,20 +111,29 @@ int Floor(const std::string& url, const std::string& id, const std::string& topi
 
 int Latency(const std::string& url, int rate, int seconds, const std::string& prefix) {
   mqtt::async_client sub(url, "bench-latency-sub", mqtt::create_options(MQTTVERSION_3_1_1), nullptr);
-  std::vector<int64_t> lat;
+  // lat: republished readings (publisher -> broker -> agent -> broker -> here); base: the same
+  // input readings straight from the broker (publisher -> broker -> here), measured in the same
+  // run under the same load: the baseline the agent's share is read against.
+  // Each entry: (sent stamp, arrival), both wall-clock microseconds.
+  std::vector<std::pair<int64_t, int64_t>> lat, base;
   lat.reserve(static_cast<size_t>(rate) * seconds);
+  base.reserve(static_cast<size_t>(rate) * seconds);
   std::mutex mu;
   sub.set_message_callback([&](mqtt::const_message_ptr m) {
     const int64_t now = WallUs();
     const std::string s = m->to_string();
+    const bool input = m->get_topic().rfind("lat/", 0) == 0;
+    const char* key = input ? "\"ts\":" : "\"t\":";
+    const size_t klen = strlen(key);
     std::lock_guard<std::mutex> lock(mu);
-    for (size_t t = s.find("\"t\":"); t != std::string::npos; t = s.find("\"t\":", t + 4)) {
-      const double sent = strtod(s.c_str() + t + 4, nullptr);
-      lat.push_back(now - static_cast<int64_t>(sent * 1e6 + 0.5));
+    for (size_t t = s.find(key); t != std::string::npos; t = s.find(key, t + klen)) {
+      const double sent = strtod(s.c_str() + t + klen, nullptr);
+      (input ? base : lat).emplace_back(static_cast<int64_t>(sent * 1e6 + 0.5), now);
     }
   });
   sub.connect()->wait();
   sub.subscribe(prefix + "#", 0)->wait();
+  sub.subscribe("lat/#", 0)->wait();
   mqtt::async_client pub(url, "bench-latency-pub", mqtt::create_options(MQTTVERSION_3_1_1, 100'000), nullptr);
   pub.connect()->wait();
   const int total = rate * seconds;
@@ -137,14 +148,36 @@ int Latency(const std::string& url, int rate, int seconds, const std::string& pr
   pub.disconnect()->wait();
   sub.disconnect()->wait();
   std::lock_guard<std::mutex> lock(mu);
-  if (lat.empty()) {
-    printf("received=0\n");
+  if (lat.empty() || base.empty()) {
+    printf("received=%zu baseline_received=%zu\n", lat.size(), base.size());
     return 1;
   }
-  std::sort(lat.begin(), lat.end());
-  auto pct = [&](double p) { return lat[std::min(lat.size() - 1, static_cast<size_t>(p * lat.size()))] / 1000.0; };
-  printf("sent=%d received=%zu p50_ms=%.2f p99_ms=%.2f max_ms=%.2f\n", total, lat.size(), pct(0.5), pct(0.99),
-         lat.back() / 1000.0);
+  auto report = [&](const char* what, std::vector<int64_t> v) {
+    std::sort(v.begin(), v.end());
+    auto pct = [&](double p) { return v[std::min(v.size() - 1, static_cast<size_t>(p * v.size()))] / 1000.0; };
+    printf("%s: sent=%d received=%zu p50_ms=%.2f p99_ms=%.2f max_ms=%.2f\n", what, total, v.size(), pct(0.5),
+           pct(0.99), v.back() / 1000.0);
+  };
+  std::vector<int64_t> b, l, added;
+  std::unordered_map<int64_t, int64_t> direct;  // sent stamp -> arrival straight from the broker
+  for (auto [sent, at] : base) {
+    b.push_back(at - sent);
+    direct[sent] = at;
+  }
+  for (auto [sent, at] : lat) {
+    l.push_back(at - sent);
+    // The same reading's two arrivals: what the agent (and the second broker hop) added. The
+    // republished time may differ by a microsecond from the stamp after the double round trip.
+    for (int64_t d : {0, -1, 1}) {
+      auto it = direct.find(sent + d);
+      if (it == direct.end()) continue;
+      added.push_back(at - it->second);
+      break;
+    }
+  }
+  report("baseline (publisher -> broker -> subscriber)", b);
+  report("republished (publisher -> broker -> agent -> broker -> subscriber)", l);
+  if (!added.empty()) report("added by the agent and the second broker hop, per reading", added);
   return 0;
 }
 
