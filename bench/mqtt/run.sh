@@ -7,7 +7,8 @@
 # (persistent session, max_queued_messages 0), then the consumer is started pinned to one core
 # (taskset -c 0; the broker runs on the other) and drains the queue. Measured: messages/s and
 # readings/s of the drain, and the consumer's CPU time per message / per reading. The floor is a
-# bare Paho C++ subscriber that only counts, measured in the same run on the same queue shape.
+# bare Paho C++ subscriber that only counts, run on the same queue shape just before each agent
+# run; the ratio of each pair is reported, and the pair with the median ratio.
 # The agent path is the whole `edgepipe` binary: MQTT in, validation, buffer, upload (file://).
 set -euo pipefail
 B=$(realpath "${1:-build}")
@@ -111,31 +112,36 @@ print(f"{name}: messages={n} readings={total} wall_s={wall:.2f} cpu_s={cpu:.2f} 
 PY
 }
 
-# Runs a scenario REPEAT times, prints each run and then the run with the median CPU per message
-# (one run on a shared VM can be 40 % off: see docs/benchmarks.md).
-rep() {  # label command...
-  local label=$1; shift
-  local out=$T/rep.out; : > "$out"
-  for _ in $(seq "$REPEAT"); do "$@" | tee -a "$out"; done
+# Runs a scenario REPEAT times, each run right after a run of its floor, so that the pair sees
+# the same machine (a shared VM can be 40 % slower for minutes: docs/benchmarks.md). Prints every
+# run, the ratio of each pair, and the pair with the median ratio.
+pair() {  # label floor_qos floor_kind floor_count agent_args...
+  local label=$1 fq=$2 fk=$3 fn=$4; shift 4
+  local out=$T/pair.out; : > "$out"
+  for _ in $(seq "$REPEAT"); do
+    floor "$fq" "$fk" "$fn" | sed 's/^/floor: /' | tee -a "$out"
+    agent "$@" | tee -a "$out"
+  done
   python3 - "$label" "$out" <<'PY'
 import re, sys
 label, path = sys.argv[1], sys.argv[2]
-runs = [l.strip() for l in open(path) if "us_per_msg=" in l]
-runs.sort(key=lambda l: float(re.search(r"us_per_msg=([0-9.]+)", l).group(1)))
-print(f"MEDIAN {label} (of {len(runs)}): " + runs[len(runs) // 2].split(": ", 1)[-1])
+lines = [l.strip() for l in open(path) if "us_per_msg=" in l]
+us = lambda l: float(re.search(r"us_per_msg=([0-9.]+)", l).group(1))
+pairs = [(lines[i], lines[i + 1]) for i in range(0, len(lines) - 1, 2)]
+ratios = sorted((us(a) / us(f), f, a) for f, a in pairs)
+print(f"ratios {label}: " + " ".join(f"{r:.2f}x" for r, _, _ in ratios))
+r, f, a = ratios[len(ratios) // 2]
+print(f"MEDIAN {label} (of {len(ratios)} pairs): ratio={r:.2f}x agent {a.split(': ', 1)[-1]} | {f}")
 PY
 }
 
-echo "== floor: bare Paho C++ subscriber that counts (pinned to one core) =="
-rep "floor qos1 json" floor 1 json "$N_FLOOR"
-rep "floor qos0 json" floor 0 json "$N_FLOOR"
-rep "floor qos1 senml50" floor 1 senml50 "$N_PACKS"
-echo "== agent: edgepipe run (MQTT -> validation -> buffer -> file:// upload), pinned to one core =="
-rep q0json agent q0json 0 normal json "$N_FLOOR" 1
-rep q1json-normal agent q1json-normal 1 normal json "$N_QOS1" 1
-rep q1json-full agent q1json-full 1 full json "$((N_QOS1 / 4))" 1
-rep q1senml-normal agent q1senml-normal 1 normal senml "$N_PACKS" 50
-rep q0senml agent q0senml 0 normal senml "$N_PACKS" 50
+echo "== agent (edgepipe run: MQTT -> validation -> buffer -> file:// upload) against its floor"
+echo "== (a bare Paho C++ subscriber that counts), each pinned to one core, run in pairs =="
+pair "qos0 json" 0 json "$N_FLOOR" q0json 0 normal json "$N_FLOOR" 1
+pair "qos1 json normal" 1 json "$N_FLOOR" q1json-normal 1 normal json "$N_QOS1" 1
+pair "qos1 json full" 1 json "$N_FLOOR" q1json-full 1 full json "$((N_QOS1 / 4))" 1
+pair "qos1 senml50 normal" 1 senml50 "$N_PACKS" q1senml-normal 1 normal senml "$N_PACKS" 50
+pair "qos0 senml50" 0 senml50 "$N_PACKS" q0senml 0 normal senml "$N_PACKS" 50
 echo "== republish latency (QoS 0 input at 10k readings/s, agent republishes SenML) =="
 # The subscriber receives every reading twice: straight from the broker (the baseline, same run,
 # same load) and republished by the agent; "added" is the difference per reading.
