@@ -2,6 +2,9 @@
 # MQTT input benchmark (docs/benchmarks.md, section "MQTT input").
 #   usage: bench/mqtt/run.sh [BUILD_DIR]      (default: build; needs mosquitto, taskset)
 #   environment: N_FLOOR N_QOS1 N_PACKS (sizes), REPEAT (runs per scenario, median reported),
+#                EDGEPIPE (agent binary to measure, default BUILD_DIR/bin/edgepipe: measures an older
+#                build with this script and this tree's mqtt_bench), MAX_DROPPED (fail when a run
+#                drops more readings than this; default: no limit),
 #                RATE SECONDS_LAT (republish latency)
 # For each scenario the broker is first loaded with the messages while the consumer is offline
 # (persistent session, max_queued_messages 0), then the consumer is started pinned to one core
@@ -12,7 +15,7 @@
 # The agent path is the whole `edgepipe` binary: MQTT in, validation, buffer, upload (file://).
 set -euo pipefail
 B=$(realpath "${1:-build}")
-EP=$B/bin/edgepipe
+EP=${EDGEPIPE:-$B/bin/edgepipe}
 MB=$B/bench/mqtt_bench
 N_FLOOR=${N_FLOOR:-200000}      # messages for the floor and QoS 0 runs
 N_QOS1=${N_QOS1:-20000}         # messages for agent QoS 1 runs (one commit per message)
@@ -86,9 +89,8 @@ TOML
   start=$(date +%s.%N)
   taskset -c 0 "$EP" run --config "$d/e.toml" > "$d/log" 2>&1 & pid=$!
   while :; do
-    # Cheap and off the agent's core: a python3 per poll (a pyenv shim: 0.6 s of CPU each)
-    # competed with the agent and made its figures vary by 50 %.
-    # Done when every reading is uploaded or was dropped by the agent: at QoS 0 a drain faster
+    # Polled off the agent's core and without a python3 per poll (a pyenv shim: 0.6 s of CPU
+    # each, which competed with the agent). Done when every reading is uploaded or was dropped by the agent: at QoS 0 a drain faster
     # than the commits fills buffer.max_memory_readings and the oldest are dropped (counted and
     # recorded as a gap; docs/durability.md), which the result line reports as dropped=.
     st=$(taskset -c 1 "$EP" status --config "$d/e.toml" --json 2>/dev/null || true)
@@ -101,6 +103,11 @@ TOML
   end=$(date +%s.%N)
   local cpu; cpu=$(cpu_of $pid)
   kill -TERM $pid; wait $pid || true
+  if [ -n "${MAX_DROPPED:-}" ] && [ "$dropped" -gt "$MAX_DROPPED" ]; then
+    echo "$name: the agent dropped $dropped readings (MAX_DROPPED=$MAX_DROPPED); its log: $d/log" >&2
+    tail -n 20 "$d/log" >&2
+    return 1
+  fi
   python3 - "$name" "$n" "$total" "$start" "$end" "$cpu" "$dropped" <<'PY'
 import sys
 name, n, total, s, e, cpu = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), float(sys.argv[4]), float(sys.argv[5]), float(sys.argv[6])
@@ -127,8 +134,9 @@ import re, sys
 label, path = sys.argv[1], sys.argv[2]
 lines = [l.strip() for l in open(path) if "us_per_msg=" in l]
 us = lambda l: float(re.search(r"us_per_msg=([0-9.]+)", l).group(1))
-pairs = [(lines[i], lines[i + 1]) for i in range(0, len(lines) - 1, 2)]
-ratios = sorted((us(a) / us(f), f, a) for f, a in pairs)
+floors = [l for l in lines if l.startswith("floor: ")]
+agents = [l for l in lines if not l.startswith("floor: ")]
+ratios = sorted((us(a) / us(f), f, a) for f, a in zip(floors, agents))
 print(f"ratios {label}: " + " ".join(f"{r:.2f}x" for r, _, _ in ratios))
 r, f, a = ratios[len(ratios) // 2]
 print(f"MEDIAN {label} (of {len(ratios)} pairs): ratio={r:.2f}x agent {a.split(': ', 1)[-1]} | {f}")
