@@ -211,12 +211,75 @@ Result<uint64_t> Store::Impl::Enqueue(Pending&& add, std::span<const Reading> re
   for (GapRecord& g : add.gaps) pending.gaps.push_back(std::move(g));
   for (auto& [k, v] : add.state) pending.state[k] = std::move(v);
   memory_readings = pending.readings + (uncertain_work ? uncertain_work->readings : 0);
-  // Wake the writer to start the commit timer (first item) or commit at once (group full).
-  if (was_empty || pending.readings >= opt.commit_max_readings) writer_cv.notify_one();
+  // A full group is committed at once. The first item of a group does not wake the writer: it
+  // looks every commit interval while idle (WriterLoop), and an appender that waits for its
+  // ticket commits it itself (WaitDurable), without two thread switches per message.
+  if (pending.readings >= opt.commit_max_readings) writer_cv.notify_one();
   return ticket;
 }
 
 // ---- Impl: writer ----
+
+uint64_t Store::Impl::TakeWork(Pending& work) {
+  work = Pending();
+  std::swap(work, pending);
+  uint64_t ticket = appended_ticket;
+  urgent = false;
+  kick = false;
+  // One transaction holds a bounded number of readings: after a long failure the queue may
+  // hold hundreds of thousands, and on a full file system the WAL cannot grow to take them.
+  const size_t txn_cap = disk_full.load() ? kFullDiskTransactionReadings
+                                      : std::max<size_t>(opt.commit_max_readings, kMaxTransactionReadings);
+  if (work.readings > txn_cap) {
+    Pending front = work.TakeFront(txn_cap);
+    ticket = work.MinTicket() - 1;  // appends partly in the rest are not durable yet
+    work.Absorb(std::move(pending));
+    pending = std::move(work);
+    work = std::move(front);
+    urgent = true;  // commit the rest right after
+  }
+  memory_readings = pending.readings;
+  return ticket;
+}
+
+void Store::Impl::FinishCommit(Pending&& work, uint64_t ticket, const Status& s, bool uncertain) {
+  if (s.ok()) {
+    ++commits;
+    backoff_us = 0;
+    retry_at = 0;
+    durable_ticket = std::max(durable_ticket, ticket);
+    last_error = Status::Ok();
+    maintenance_due = true;
+  } else {
+    ++commit_errors;
+    ++error_generation;
+    last_error = s;
+    EP_LOG_ERROR(kLog, "commit of %zu readings failed (state %s), keeping them in memory and retrying: %s",
+                 work.readings, WriterStateName(state.load()), s.ToString().c_str());
+    if (uncertain) {
+      uncertain_work = std::make_unique<Pending>(std::move(work));
+      uncertain_ticket = ticket;
+    } else {
+      // Put the work back in front of anything appended meanwhile, preserving order. It was
+      // due, so it stays due: the retry runs when the backoff ends, not a commit interval (or a
+      // full group) later.
+      work.Absorb(std::move(pending));
+      pending = std::move(work);
+      urgent = true;
+    }
+    memory_readings = pending.readings + (uncertain_work ? uncertain_work->readings : 0);
+    const int64_t floor = state.load() == WriterState::kIoError ? 100'000 : 50'000;
+    const int64_t cap = state.load() == WriterState::kIoError ? 60'000'000 : 2'000'000;
+    backoff_us = std::clamp<int64_t>(backoff_us * 2, floor, cap);
+    retry_at = SteadyNowUs() + backoff_us;
+  }
+  durable_cv.notify_all();
+}
+
+bool Store::Impl::CanCommitInline(uint64_t ticket) const {
+  return !committing && !stop && !uncertain_work && retry_at == 0 && state.load() == WriterState::kOk &&
+         ticket <= appended_ticket && pending.readings <= opt.commit_max_readings;
+}
 
 void Store::Impl::WriterLoop() {
   struct Exited {
@@ -224,10 +287,12 @@ void Store::Impl::WriterLoop() {
     ~Exited() { flag = false; }
   } exited{writer_running};
   std::unique_lock<std::mutex> lock(mu);
-  int64_t backoff_us = 0;
-  int64_t retry_at = 0;  // steady clock: real I/O conditions, not the injected clock
   int shutdown_failures = 0;
-  bool maintenance = true;  // merges may be due
+  // The writer is not woken for the first item queued (an appender about to wait for it
+  // commits it itself, see Store::WaitDurable): when idle it looks again every commit interval
+  // (at most a second), which is as soon as a queued item is due anyway, and then also tries
+  // the merges that commits made due.
+  const auto idle_wait = std::chrono::microseconds(std::clamp<int64_t>(opt.commit_interval_us, 1000, 1'000'000));
   auto commit_due = [&] {
     if (pending.empty()) return false;
     if (stop || urgent) return true;
@@ -235,6 +300,11 @@ void Store::Impl::WriterLoop() {
     return clock->MonotonicNowUs() - pending_since_mono >= opt.commit_interval_us;
   };
   while (true) {
+    if (committing) {
+      // A waiter commits on its own thread; it wakes the writer when it leaves work behind.
+      writer_cv.wait_for(lock, idle_wait);
+      continue;
+    }
     const int64_t now = SteadyNowUs();
     if (retry_at > now && !kick && !(stop && shutdown_failures == 0)) {
       writer_cv.wait_for(lock, std::chrono::microseconds(retry_at - now));
@@ -243,6 +313,7 @@ void Store::Impl::WriterLoop() {
     if (uncertain_work) {
       // A commit failed with an I/O error: find out whether it reached the file before
       // committing anything else (docs/durability.md, "I/O errors").
+      committing = true;
       lock.unlock();
       Result<bool> landed = false;
       {
@@ -252,6 +323,7 @@ void Store::Impl::WriterLoop() {
         commit_started_mono = 0;
       }
       lock.lock();
+      committing = false;
       if (!landed.ok()) {
         ++error_generation;
         last_error = landed.status();
@@ -278,7 +350,7 @@ void Store::Impl::WriterLoop() {
       memory_readings = pending.readings;
       backoff_us = 0;
       retry_at = 0;
-      maintenance = true;
+      maintenance_due = true;
       durable_cv.notify_all();
       continue;
     }
@@ -312,7 +384,7 @@ void Store::Impl::WriterLoop() {
         durable_ticket = appended_ticket;  // e.g. appends that were all refused
         durable_cv.notify_all();
       }
-      if (maintenance && state.load() != WriterState::kIoError) {
+      if (maintenance_due && state.load() != WriterState::kIoError) {
         lock.unlock();
         bool more = false;
         {
@@ -322,11 +394,11 @@ void Store::Impl::WriterLoop() {
           commit_started_mono = 0;
         }
         lock.lock();
-        maintenance = more;
+        maintenance_due = more;
         continue;
       }
       if (pending.empty()) {
-        writer_cv.wait(lock);
+        writer_cv.wait_for(lock, idle_wait);
       } else {
         int64_t left = pending_since_mono + opt.commit_interval_us - clock->MonotonicNowUs();
         writer_cv.wait_for(lock, std::chrono::microseconds(std::max<int64_t>(left, 100)));
@@ -334,64 +406,20 @@ void Store::Impl::WriterLoop() {
       continue;
     }
     Pending work;
-    std::swap(work, pending);
-    uint64_t ticket = appended_ticket;
-    urgent = false;
-    kick = false;
-    // One transaction holds a bounded number of readings: after a long failure the queue may
-    // hold hundreds of thousands, and on a full file system the WAL cannot grow to take them.
-    const size_t txn_cap = disk_full.load() ? kFullDiskTransactionReadings
-                                        : std::max<size_t>(opt.commit_max_readings, kMaxTransactionReadings);
-    if (work.readings > txn_cap) {
-      Pending front = work.TakeFront(txn_cap);
-      ticket = work.MinTicket() - 1;  // appends partly in the rest are not durable yet
-      work.Absorb(std::move(pending));
-      pending = std::move(work);
-      work = std::move(front);
-      urgent = true;  // commit the rest right after
-    }
-    memory_readings = pending.readings;
+    const uint64_t ticket = TakeWork(work);
+    committing = true;
     lock.unlock();
     commit_started_mono = clock->MonotonicNowUs();
     bool uncertain = false;
     Status s = CommitWork(work, &uncertain);
     commit_started_mono = 0;
     lock.lock();
-    if (s.ok()) {
-      ++commits;
-      backoff_us = 0;
-      retry_at = 0;
-      durable_ticket = std::max(durable_ticket, ticket);
-      last_error = Status::Ok();
-      maintenance = true;
-    } else {
-      ++commit_errors;
-      ++error_generation;
-      last_error = s;
-      EP_LOG_ERROR(kLog, "commit of %zu readings failed (state %s), keeping them in memory and retrying: %s",
-                   work.readings, WriterStateName(state.load()), s.ToString().c_str());
-      if (uncertain) {
-        uncertain_work = std::make_unique<Pending>(std::move(work));
-        uncertain_ticket = ticket;
-      } else {
-        // Put the work back in front of anything appended meanwhile, preserving order. It was
-        // due, so it stays due: the retry runs when the backoff ends, not a commit interval (or a
-        // full group) later.
-        work.Absorb(std::move(pending));
-        pending = std::move(work);
-        urgent = true;
-      }
-      memory_readings = pending.readings + (uncertain_work ? uncertain_work->readings : 0);
-      const int64_t floor = state.load() == WriterState::kIoError ? 100'000 : 50'000;
-      const int64_t cap = state.load() == WriterState::kIoError ? 60'000'000 : 2'000'000;
-      backoff_us = std::clamp<int64_t>(backoff_us * 2, floor, cap);
-      retry_at = SteadyNowUs() + backoff_us;
-      if (stop && ++shutdown_failures > 3) {
-        EP_LOG_ERROR(kLog, "giving up on %zu uncommitted items at shutdown: %s", pending.items(), s.ToString().c_str());
-        break;
-      }
+    committing = false;
+    FinishCommit(std::move(work), ticket, s, uncertain);
+    if (!s.ok() && stop && ++shutdown_failures > 3) {
+      EP_LOG_ERROR(kLog, "giving up on %zu uncommitted items at shutdown: %s", pending.items(), s.ToString().c_str());
+      break;
     }
-    durable_cv.notify_all();
   }
   durable_cv.notify_all();
 }
@@ -487,9 +515,33 @@ Status Store::WaitDurable(uint64_t ticket) {
   };
   if (dropped()) return dropped_status();
   if (impl_->durable_ticket >= ticket) return Status::Ok();
+  const uint64_t gen = impl_->error_generation;
+  if (impl_->CanCommitInline(ticket)) {
+    // Commit the queue on this thread: an MQTT handler at QoS 1 waits for every message, and
+    // handing each commit to the writer and back cost two thread switches per message. The
+    // writer keeps everything else: timers, retries and their backoff, the I/O error states.
+    Impl& im = *impl_;
+    Pending work;
+    const uint64_t durable = im.TakeWork(work);
+    im.committing = true;
+    lock.unlock();
+    im.commit_started_mono = im.clock->MonotonicNowUs();
+    bool uncertain = false;
+    Status s = im.CommitWork(work, &uncertain);
+    im.commit_started_mono = 0;
+    lock.lock();
+    im.committing = false;
+    im.FinishCommit(std::move(work), durable, s, uncertain);
+    if (s.ok()) ++im.commits_by_waiters;
+    // Wake the writer only when it has work now: what was queued meanwhile, a retry, closing.
+    // Merges made due wait for its next idle look.
+    if (!s.ok() || !im.pending.empty() || im.stop) im.writer_cv.notify_one();
+    if (dropped()) return dropped_status();
+    if (im.durable_ticket >= ticket) return Status::Ok();
+    if (im.error_generation != gen) return im.last_error;
+  }
   impl_->urgent = true;
   impl_->writer_cv.notify_one();
-  const uint64_t gen = impl_->error_generation;
   bool was_dropped = false;
   impl_->durable_cv.wait(lock, [&] {
     if (impl_->dropped_tickets.count(ticket)) return was_dropped = true;

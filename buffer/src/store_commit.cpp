@@ -5,6 +5,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <chrono>
 #include <cerrno>
 #include <climits>
 
@@ -26,6 +27,10 @@ constexpr int64_t kWalMargin = 256 << 10;
 // this, LimitWalOverhang), deleting the reserve lets the checkpoint write them, and eviction
 // goes on.
 constexpr int64_t kReserveBytes = 512 << 10;
+// The WAL hook reads the file system's free space at most this often while it has at least
+// kFsFreshBelow free (the WAL can grow by a few MiB in that time; with less free, every time).
+constexpr int64_t kFsCheckUs = 100'000;
+constexpr uint64_t kFsFreshBelow = 256ull << 20;
 
 // Rough size of what a quarantine row adds to the database.
 uint64_t QuarantineBytes(const QuarantineRecord& q, uint64_t raw_limit) {
@@ -83,13 +88,15 @@ Result<int64_t> Store::Impl::FreePagesCached() {
 void Store::Impl::FitToFileSystem() {
   if (opt.on_full != OnFull::kDropOldest || io_failed) return;
   int64_t limit = max_pages;
-  struct statvfs fs;
+  uint64_t free_bytes = 0;
   struct stat st;
-  if (::statvfs(db_dir.c_str(), &fs) == 0 && ::stat(opt.path.c_str(), &st) == 0) {
-    const int64_t room = static_cast<int64_t>(fs.f_bavail) * static_cast<int64_t>(fs.f_frsize);
+  if (main_file_bytes < 0 && ::stat(opt.path.c_str(), &st) == 0) main_file_bytes = static_cast<int64_t>(st.st_size);
+  // Both cached (FileSystemFree, Checkpoint): this runs before every commit.
+  if (FileSystemFree(&free_bytes) && main_file_bytes >= 0) {
+    const int64_t room = static_cast<int64_t>(free_bytes);
     // A released reserve is taken back first: its space is not the database's.
     const int64_t keep = kWalMargin + (reserve_present ? 0 : kReserveBytes);
-    limit = std::clamp<int64_t>((static_cast<int64_t>(st.st_size) + room - keep) / page_size, 16, max_pages);
+    limit = std::clamp<int64_t>((main_file_bytes + room - keep) / page_size, 16, max_pages);
     KeepReserve(room);
   }
   if (limit == page_limit) return;
@@ -128,6 +135,7 @@ void Store::Impl::KeepReserve(int64_t room) {
     return;
   }
   reserve_present = true;
+  fs_checked_mono = INT64_MIN;
   if (reserve_released)
     EP_LOG_NOTICE(kLog, "the file system of %s has room again: made the reserve file %s again", opt.path.c_str(),
                   reserve_path.c_str());
@@ -142,6 +150,7 @@ bool Store::Impl::ReleaseReserve() {
     return false;
   }
   const bool released = ::unlink(reserve_path.c_str()) == 0;
+  fs_checked_mono = INT64_MIN;
   reserve_present = !released;
   reserve_released = reserve_released || released;
   if (released)
@@ -149,6 +158,24 @@ bool Store::Impl::ReleaseReserve() {
                 "and eviction can go on; it is made again when the file system has room",
                 opt.path.c_str(), reserve_path.c_str(), static_cast<long long>(st.st_size >> 10));
   return released;
+}
+
+int Store::Impl::Checkpoint(int mode, int* log_frames, int* done_frames) {
+  main_file_bytes = -1;  // a checkpoint writes the main file (and may grow it)
+  return sqlite3_wal_checkpoint_v2(db, nullptr, mode, log_frames, done_frames);
+}
+
+bool Store::Impl::FileSystemFree(uint64_t* free_bytes) {
+  const int64_t now = std::chrono::duration_cast<std::chrono::microseconds>(
+                          std::chrono::steady_clock::now().time_since_epoch()).count();
+  if (fs_free_bytes < kFsFreshBelow || now - fs_checked_mono >= kFsCheckUs) {
+    struct statvfs fs;
+    if (::statvfs(db_dir.c_str(), &fs) != 0) return false;
+    fs_free_bytes = static_cast<uint64_t>(fs.f_bavail) * fs.f_frsize;
+    fs_checked_mono = now;
+  }
+  *free_bytes = fs_free_bytes;
+  return true;
 }
 
 // Pages a commit added past the end of the main file live only in the WAL until a checkpoint
@@ -166,10 +193,13 @@ void Store::Impl::LimitWalOverhang() {
     pc.Reset();
     if (rc != SQLITE_ROW) return;
   }
-  struct stat st;
-  if (::stat(opt.path.c_str(), &st) != 0) return;
-  if (pages * page_size - static_cast<int64_t>(st.st_size) <= kReserveBytes / 2) return;
-  const int crc = sqlite3_wal_checkpoint_v2(db, nullptr, SQLITE_CHECKPOINT_PASSIVE, nullptr, nullptr);
+  if (main_file_bytes < 0) {
+    struct stat st;
+    if (::stat(opt.path.c_str(), &st) != 0) return;
+    main_file_bytes = static_cast<int64_t>(st.st_size);
+  }
+  if (pages * page_size - main_file_bytes <= kReserveBytes / 2) return;
+  const int crc = Checkpoint(SQLITE_CHECKPOINT_PASSIVE);
   if (crc != SQLITE_OK && (crc & 0xff) != SQLITE_BUSY && (crc & 0xff) != SQLITE_LOCKED)
     NoteFailure(Status(StatusCode::kUnavailable, StrFormat("checkpoint: %s (sqlite code %d)", sqlite3_errstr(crc), crc)), crc);
 }
@@ -450,6 +480,7 @@ Status Store::Impl::CommitWork(Pending& work, bool* uncertain) {
       // pages inside the file are reused without growing it, so eviction helps in both cases.
       Result<int64_t> free_pages = FreePages();
       const bool budget = free_pages.ok() && *free_pages < pages_needed + 1;
+      fs_checked_mono = INT64_MIN;  // the file system may have filled since FileSystemFree looked
       struct statvfs vfs;
       const std::string dir = opt.path.substr(0, opt.path.find_last_of('/') + 1);
       disk_full = !budget || (::statvfs(dir.empty() ? "." : dir.c_str(), &vfs) == 0 &&
@@ -461,7 +492,7 @@ Status Store::Impl::CommitWork(Pending& work, bool* uncertain) {
         // the pages the WAL holds past the end of the main file: the reserve file gives it.
         if (disk_full) {
           if (!budget) ReleaseReserve();  // the kernel said ENOSPC, not our page limit
-          sqlite3_wal_checkpoint_v2(db, nullptr, SQLITE_CHECKPOINT_PASSIVE, nullptr, nullptr);
+          Checkpoint(SQLITE_CHECKPOINT_PASSIVE);
           FitToFileSystem();
         }
         int64_t freed = 0;
@@ -496,7 +527,7 @@ Result<bool> Store::Impl::ResolveUncertain() {
   // (marked clean after the error). A checkpoint copies them into the main file and fsyncs that
   // file; only when it completes are the readings durable.
   int log_frames = 0, done_frames = 0;
-  int rc = sqlite3_wal_checkpoint_v2(db, nullptr, SQLITE_CHECKPOINT_FULL, &log_frames, &done_frames);
+  int rc = Checkpoint(SQLITE_CHECKPOINT_FULL, &log_frames, &done_frames);
   if (rc != SQLITE_OK || done_frames < log_frames) {
     Status s = rc != SQLITE_OK ? SqliteStatus(rc, db, "checkpoint after an I/O error")
                                : UnavailableError("checkpoint after an I/O error: readers kept it from completing");

@@ -106,6 +106,13 @@ struct Store::Impl {
   int64_t wal_allowance = 0;     // bytes of the budget kept for the WAL
   int64_t checkpoint_frames = 0; // the WAL hook checkpoints at this many frames
   std::string db_dir;            // directory of the database (free space for the WAL hook)
+  // The WAL hook's view of the file system's free space, read at most every kFsCheckUs while
+  // there is plenty (a statvfs per commit was a tenth of a QoS 1 message's system time).
+  uint64_t fs_free_bytes = 0;
+  int64_t fs_checked_mono = INT64_MIN;  // steady clock, µs
+  // Size of the main database file: it changes only when a checkpoint writes to it, so it is
+  // read again after each (Checkpoint) instead of on every commit. -1 = read it.
+  int64_t main_file_bytes = -1;
   std::vector<ChunkMeta> pending_chunks;  // unclaimed chunks, ascending id
   int64_t newest_hour = INT64_MIN;        // hour of the newest committed chunk
   std::set<uint64_t> leased;
@@ -149,12 +156,19 @@ struct Store::Impl {
   bool urgent = false;
   bool kick = false;              // space was freed: retry a failed commit now
   bool stop = false;
+  // A commit is running (the writer's, or a waiter's own: see Store::WaitDurable); no other
+  // may start until it finished.
+  bool committing = false;
+  bool maintenance_due = true;    // a commit succeeded since the writer last tried a merge
+  int64_t backoff_us = 0;         // after failed commits: the current retry delay...
+  int64_t retry_at = 0;           // ...and when the writer retries (steady clock; 0 = no backoff)
   std::thread writer;
 
   // Written by the writer (and AckBatch), read anywhere.
   std::atomic<WriterState> state{WriterState::kOk};
   std::atomic<bool> disk_full{false};  // the last SQLITE_FULL came from the file system
   std::atomic<uint64_t> commits{0};
+  std::atomic<uint64_t> commits_by_waiters{0};
   std::atomic<uint64_t> commit_errors{0};
   // Writer liveness for GetWriterHealth() (read without any lock): running, and the monotonic
   // time the current commit / merge / reopen began (0 = idle).
@@ -195,6 +209,9 @@ struct Store::Impl {
   void KeepReserve(int64_t room); // drop_oldest: (re)creates the reserve file if `room` allows
   bool ReleaseReserve();          // deletes the reserve file; true if it was there
   void LimitWalOverhang();        // checkpoints when the WAL holds too many pages past the file's end
+  int Checkpoint(int mode, int* log_frames = nullptr, int* done_frames = nullptr);  // sqlite3_wal_checkpoint_v2
+  // Free bytes of the database's file system (cached while above kFsFreshBelow); false if unknown.
+  bool FileSystemFree(uint64_t* free_bytes);
   Status EnsureSpace(int64_t pages_needed, bool* evicted_any);
   Status Evict(int64_t pages_to_free, int64_t* freed_pages);
   Status RecordGapsInDb(const std::vector<GapRecord>& gaps);
@@ -211,6 +228,16 @@ struct Store::Impl {
 
   // store.cpp
   void WriterLoop();
+  // Under mu: moves the queued work that the next commit transaction takes into `work` and
+  // returns the ticket that becomes durable with it.
+  uint64_t TakeWork(Pending& work);
+  // Under mu: records the outcome of a commit of `work` (made with `mu` released): on success
+  // its ticket is durable; on failure the work goes back in front of the queue (or aside, when
+  // the commit may have reached the file) and the writer retries after a backoff.
+  void FinishCommit(Pending&& work, uint64_t ticket, const Status& s, bool uncertain);
+  // Under mu: whether a thread waiting for `ticket` may commit the queue itself instead of
+  // waking the writer (nothing else committing, no failure being handled, a small queue).
+  bool CanCommitInline(uint64_t ticket) const;
   Result<uint64_t> Enqueue(Pending&& add, std::span<const Reading> readings);
   void DropOldestInMemory(size_t n);  // under mu
   std::string BatchName(uint64_t id) const;

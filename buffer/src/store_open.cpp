@@ -77,14 +77,13 @@ static int WalHook(void* arg, sqlite3* db, const char*, int frames) {
   constexpr int kMinFrames = 16;
   bool due = frames >= impl->checkpoint_frames;
   if (!due && frames >= kMinFrames) {
-    struct statvfs fs;
-    if (::statvfs(impl->db_dir.c_str(), &fs) == 0) {
-      const uint64_t free_bytes = static_cast<uint64_t>(fs.f_bavail) * fs.f_frsize;
+    uint64_t free_bytes = 0;
+    if (impl->FileSystemFree(&free_bytes))
       due = static_cast<uint64_t>(frames) * static_cast<uint64_t>(impl->page_size + 24) > free_bytes / 4;
-    }
   }
   if (!due) return SQLITE_OK;
-  int rc = sqlite3_wal_checkpoint_v2(db, nullptr, SQLITE_CHECKPOINT_PASSIVE, nullptr, nullptr);
+  (void)db;
+  int rc = impl->Checkpoint(SQLITE_CHECKPOINT_PASSIVE);
   if (rc != SQLITE_OK && (rc & 0xff) != SQLITE_BUSY && (rc & 0xff) != SQLITE_LOCKED)
     impl->NoteFailure(Status(StatusCode::kUnavailable, StrFormat("checkpoint: %s (sqlite code %d)", sqlite3_errstr(rc), rc)), rc);
   return SQLITE_OK;
@@ -99,6 +98,8 @@ Stmt& Store::Impl::Cached(const char* sql) {
 
 void Store::Impl::CloseDb() {
   stmt_cache.clear();  // finalize before closing
+  main_file_bytes = -1;
+  fs_checked_mono = INT64_MIN;
   page_counts = PageCounts();  // a new connection counts its changes from zero
   if (!db) return;
   // After an I/O error nothing may be written through this connection, not even the

@@ -422,6 +422,38 @@ TEST(Store, ABatchLeasedAsColumnsHoldsTheSameReadingsAsOneLeasedAsReadings) {
   CHECK(cols.quality.flagged > 0);
 }
 
+TEST(Store, AWaiterCommitsOnItsOwnThreadWithoutWakingTheWriter) {
+  Options o;
+  o.path = path();
+  o.commit_interval_us = 3'600'000'000LL;
+  o.commit_max_readings = 1'000'000;
+  auto store = OpenWith(o);
+  for (int i = 0; i < 5; ++i) {
+    Result<uint64_t> t = store->AppendWithState(std::vector<Reading>{R("s", kHour0 + i, i)}, {"mark", std::to_string(i)});
+    CHECK_TRUE(store->WaitDurable(*t).ok());
+  }
+  Stats st = store->GetStats();
+  LONGS_EQUAL(5, st.commits);
+  LONGS_EQUAL(5, st.commits_by_waiters);
+  LONGS_EQUAL(5, st.pending_readings);
+  STRCMP_EQUAL("4", store->LoadState("mark")->value_or("").c_str());
+}
+
+TEST(Store, AQueuedItemNobodyWaitsForIsCommittedByTheWritersTimer) {
+  // Appends do not wake the writer (a waiter commits itself); the idle writer must still find
+  // the queued item within about one commit interval.
+  Options o;
+  o.path = path();
+  o.commit_interval_us = 20'000;
+  auto store = OpenWith(o);
+  std::this_thread::sleep_for(std::chrono::milliseconds(50));  // the writer is idle now
+  CHECK_TRUE(store->Append(std::vector<Reading>{R("s", kHour0, 1)}).ok());
+  CHECK_TRUE(testing::WaitUntil(5'000, [&] { return store->GetStats().pending_readings == 1; }));
+  Stats st = store->GetStats();
+  LONGS_EQUAL(1, st.commits);
+  LONGS_EQUAL(0, st.commits_by_waiters);
+}
+
 TEST(Store, TheWriterMergesOnlyChunksOlderThanMergeMinAge) {
   Options o;
   o.path = path();

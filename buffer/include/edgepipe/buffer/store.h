@@ -79,6 +79,7 @@ struct Stats {
   uint64_t max_bytes = 0;            // the budget (max_size) this store runs with; 0 = unknown
   // This process:
   uint64_t commits = 0;
+  uint64_t commits_by_waiters = 0;   // of these, made on the thread of a WaitDurable caller
   uint64_t commit_errors = 0;
   uint64_t merges = 0;               // merge transactions
   uint64_t evictions = 0;            // eviction transactions
@@ -102,6 +103,8 @@ class Store final : public ReadingSink, public BatchSource {
   Result<uint64_t> Append(std::span<const Reading> readings) override;
   Result<uint64_t> AppendWithState(std::span<const Reading> readings, const SourceState& state) override;
   Result<std::optional<std::string>> LoadState(const std::string& key) override;
+  // When no commit is running and the writer handles no failure, the caller commits the queue
+  // itself (with everything other threads queued) rather than waking the writer for it.
   Status WaitDurable(uint64_t ticket) override;
   Result<uint64_t> Quarantine(const QuarantineRecord& record) override;
   Result<uint64_t> RecordGap(const GapRecord& gap) override;
