@@ -5,7 +5,8 @@
 #                EDGEPIPE (agent binary to measure, default BUILD_DIR/bin/edgepipe: measures an older
 #                build with this script and this tree's mqtt_bench), MAX_DROPPED (fail when a run
 #                drops more readings than this; default: no limit),
-#                RATE SECONDS_LAT (republish latency)
+#                RATE SECONDS_LAT (republish latency), ONLY (an extended regex: run only the
+#                scenarios whose label matches it, e.g. ONLY='qos1 json' or ONLY=latency)
 # For each scenario the broker is first loaded with the messages while the consumer is offline
 # (persistent session, max_queued_messages 0), then the consumer is started pinned to one core
 # (taskset -c 0; the broker runs on the other) and drains the queue. Measured: messages/s and
@@ -124,6 +125,7 @@ PY
 # run, the ratio of each pair, and the pair with the median ratio.
 pair() {  # label floor_qos floor_kind floor_count agent_args...
   local label=$1 fq=$2 fk=$3 fn=$4; shift 4
+  [ -n "${ONLY:-}" ] && ! grep -Eq -- "$ONLY" <<< "$label" && return 0
   local out=$T/pair.out; : > "$out"
   for _ in $(seq "$REPEAT"); do
     floor "$fq" "$fk" "$fn" | sed 's/^/floor: /' | tee -a "$out"
@@ -150,6 +152,7 @@ pair "qos1 json normal" 1 json "$N_FLOOR" q1json-normal 1 normal json "$N_QOS1" 
 pair "qos1 json full" 1 json "$N_FLOOR" q1json-full 1 full json "$((N_QOS1 / 4))" 1
 pair "qos1 senml50 normal" 1 senml50 "$N_PACKS" q1senml-normal 1 normal senml "$N_PACKS" 50
 pair "qos0 senml50" 0 senml50 "$N_PACKS" q0senml 0 normal senml "$N_PACKS" 50
+[ -n "${ONLY:-}" ] && ! grep -Eq -- "$ONLY" <<< "latency" && exit 0
 echo "== republish latency (QoS 0 input at 10k readings/s, agent republishes SenML) =="
 # The subscriber receives every reading twice: straight from the broker (the baseline, same run,
 # same load) and republished by the agent; "added" is the difference per reading.
