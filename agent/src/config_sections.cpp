@@ -115,7 +115,7 @@ const Section<buffer::Options>& BufferSection() {
         "that waits for durability, e.g. MQTT QoS 1 or serial, gets its commit at once anyway)."));
     sec.fields.push_back(SizeField<O>("max_size", &O::max_size_bytes, 1ull << 20, 1ull << 40,
         "Hard disk budget for the database and its WAL together: the file never grows past it (an eighth, "
-        "256 KiB to 8 MiB, is kept for the WAL). What happens when it is reached is `on_full`."));
+        "256 KiB to 32 MiB, is kept for the WAL). What happens when it is reached is `on_full`."));
     sec.fields.push_back(EnumField<O, buffer::OnFull>("on_full", &O::on_full,
         {{"drop_oldest", buffer::OnFull::kDropOldest}, {"reject_new", buffer::OnFull::kRejectNew}},
         "When `max_size` is reached: evict the oldest unsent data (leaving gap records), or push back on sources."));

@@ -135,7 +135,7 @@ void Store::Impl::KeepReserve(int64_t room) {
     return;
   }
   reserve_present = true;
-  fs_checked_mono = INT64_MIN;
+  fs_checked_mono = 0;
   if (reserve_released)
     EP_LOG_NOTICE(kLog, "the file system of %s has room again: made the reserve file %s again", opt.path.c_str(),
                   reserve_path.c_str());
@@ -150,7 +150,7 @@ bool Store::Impl::ReleaseReserve() {
     return false;
   }
   const bool released = ::unlink(reserve_path.c_str()) == 0;
-  fs_checked_mono = INT64_MIN;
+  fs_checked_mono = 0;
   reserve_present = !released;
   reserve_released = reserve_released || released;
   if (released)
@@ -168,7 +168,7 @@ int Store::Impl::Checkpoint(int mode, int* log_frames, int* done_frames) {
 bool Store::Impl::FileSystemFree(uint64_t* free_bytes) {
   const int64_t now = std::chrono::duration_cast<std::chrono::microseconds>(
                           std::chrono::steady_clock::now().time_since_epoch()).count();
-  if (fs_free_bytes < kFsFreshBelow || now - fs_checked_mono >= kFsCheckUs) {
+  if (fs_checked_mono == 0 || fs_free_bytes < kFsFreshBelow || now - fs_checked_mono >= kFsCheckUs) {
     struct statvfs fs;
     if (::statvfs(db_dir.c_str(), &fs) != 0) return false;
     fs_free_bytes = static_cast<uint64_t>(fs.f_bavail) * fs.f_frsize;
@@ -480,7 +480,7 @@ Status Store::Impl::CommitWork(Pending& work, bool* uncertain) {
       // pages inside the file are reused without growing it, so eviction helps in both cases.
       Result<int64_t> free_pages = FreePages();
       const bool budget = free_pages.ok() && *free_pages < pages_needed + 1;
-      fs_checked_mono = INT64_MIN;  // the file system may have filled since FileSystemFree looked
+      fs_checked_mono = 0;  // the file system may have filled since FileSystemFree looked
       struct statvfs vfs;
       const std::string dir = opt.path.substr(0, opt.path.find_last_of('/') + 1);
       disk_full = !budget || (::statvfs(dir.empty() ? "." : dir.c_str(), &vfs) == 0 &&

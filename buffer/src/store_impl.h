@@ -109,7 +109,7 @@ struct Store::Impl {
   // The WAL hook's view of the file system's free space, read at most every kFsCheckUs while
   // there is plenty (a statvfs per commit was a tenth of a QoS 1 message's system time).
   uint64_t fs_free_bytes = 0;
-  int64_t fs_checked_mono = INT64_MIN;  // steady clock, µs
+  int64_t fs_checked_mono = 0;  // steady clock, µs
   // Size of the main database file: it changes only when a checkpoint writes to it, so it is
   // read again after each (Checkpoint) instead of on every commit. -1 = read it.
   int64_t main_file_bytes = -1;

@@ -99,7 +99,7 @@ Stmt& Store::Impl::Cached(const char* sql) {
 void Store::Impl::CloseDb() {
   stmt_cache.clear();  // finalize before closing
   main_file_bytes = -1;
-  fs_checked_mono = INT64_MIN;
+  fs_checked_mono = 0;
   page_counts = PageCounts();  // a new connection counts its changes from zero
   if (!db) return;
   // After an I/O error nothing may be written through this connection, not even the
@@ -201,7 +201,7 @@ Status Store::Impl::ApplyBudget(bool* corrupt) {
   Result<int64_t> ps = QueryInt(db, "PRAGMA page_size", kPageSize);
   if (!ps.ok()) return fail(ps.status());
   page_size = *ps;
-  wal_allowance = std::clamp<int64_t>(static_cast<int64_t>(opt.max_size_bytes / 8), 256 << 10, 8 << 20);
+  wal_allowance = std::clamp<int64_t>(static_cast<int64_t>(opt.max_size_bytes / 8), 256 << 10, 32 << 20);
   max_pages = std::max<int64_t>(16, (static_cast<int64_t>(opt.max_size_bytes) - wal_allowance) / page_size);
   checkpoint_frames = std::max<int64_t>(8, wal_allowance / (page_size + 24) / 2);
   page_limit = max_pages;
