@@ -129,11 +129,16 @@ struct Store::Impl {
     int64_t pages = 0, freelist = 0;
     int64_t changes = -1;
   } page_counts;
-  // Group commits ever made in this database (counter `group_commits`, written by every commit
-  // transaction): after a commit failed with an I/O error, reading it back tells whether that
-  // commit nevertheless reached the file (a failed fsync after the WAL frames were written).
+  // Commits without chunks ever made in this database (counter `group_commits`): after such a
+  // commit failed with an I/O error, reading it back tells whether it nevertheless reached the
+  // file (a failed fsync after the WAL frames were written). Commits with chunks are told by
+  // their chunk ids instead (WriteTransaction).
   int64_t commit_seq = 0;
   int64_t uncertain_seq = 0;     // != 0: the commit that would have made commit_seq this is in doubt
+  // Commits with chunks do not count in commit_seq: the largest chunk id before the transaction
+  // (-1 = it had no chunks and wrote group_commits), and that of the commit in doubt.
+  int64_t tx_chunk_base = -1;
+  int64_t uncertain_chunk_base = -1;
   Status io_error;
   std::string recovered_from;    // file a corrupt database was moved to (this process)
 
