@@ -29,11 +29,6 @@ constexpr size_t kMaxDroppedTickets = 65'536;
 constexpr size_t kMaxTransactionReadings = 50'000;
 constexpr size_t kFullDiskTransactionReadings = 2'000;
 
-int64_t SteadyNowUs() {
-  return std::chrono::duration_cast<std::chrono::microseconds>(std::chrono::steady_clock::now().time_since_epoch())
-      .count();
-}
-
 }  // namespace
 
 // ---- Pending ----

@@ -5,7 +5,6 @@
 #include <unistd.h>
 
 #include <algorithm>
-#include <chrono>
 #include <cerrno>
 #include <climits>
 
@@ -166,8 +165,7 @@ int Store::Impl::Checkpoint(int mode, int* log_frames, int* done_frames) {
 }
 
 bool Store::Impl::FileSystemFree(uint64_t* free_bytes) {
-  const int64_t now = std::chrono::duration_cast<std::chrono::microseconds>(
-                          std::chrono::steady_clock::now().time_since_epoch()).count();
+  const int64_t now = SteadyNowUs();
   if (fs_checked_mono == 0 || fs_free_bytes < kFsFreshBelow || now - fs_checked_mono >= kFsCheckUs) {
     struct statvfs fs;
     if (::statvfs(db_dir.c_str(), &fs) != 0) return false;

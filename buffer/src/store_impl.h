@@ -26,6 +26,7 @@
 #include <sqlite3.h>
 
 #include <atomic>
+#include <chrono>
 #include <condition_variable>
 #include <map>
 #include <memory>
@@ -248,6 +249,13 @@ struct Store::Impl {
   std::string BatchName(uint64_t id) const;
   Status CheckWritable() const;   // under db_mu: OK unless IO_ERROR
 };
+
+// Microseconds of the steady clock: for real I/O conditions (retry backoff, how fresh a cached
+// file-system figure is), which the injected Clock must not stretch or freeze.
+inline int64_t SteadyNowUs() {
+  return std::chrono::duration_cast<std::chrono::microseconds>(std::chrono::steady_clock::now().time_since_epoch())
+      .count();
+}
 
 // sqlite3 extended result code of the last failure on `db` (0 when none).
 int LastSqliteCode(sqlite3* db);

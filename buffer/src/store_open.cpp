@@ -71,7 +71,7 @@ bool IsCorruptionCode(int code) {
 // The WAL must also fit the file system: a WAL that filled the disk cannot be checkpointed (the
 // main file has no room to take its pages) and nothing could be written again. So past a few
 // frames the hook also checkpoints once the WAL holds more than a quarter of the free space.
-static int WalHook(void* arg, sqlite3* db, const char*, int frames) {
+static int WalHook(void* arg, sqlite3*, const char*, int frames) {
   auto* impl = static_cast<Store::Impl*>(arg);
   if (impl->io_failed) return SQLITE_OK;
   constexpr int kMinFrames = 16;
@@ -82,8 +82,7 @@ static int WalHook(void* arg, sqlite3* db, const char*, int frames) {
       due = static_cast<uint64_t>(frames) * static_cast<uint64_t>(impl->page_size + 24) > free_bytes / 4;
   }
   if (!due) return SQLITE_OK;
-  (void)db;
-  int rc = impl->Checkpoint(SQLITE_CHECKPOINT_PASSIVE);
+  int rc = impl->Checkpoint(SQLITE_CHECKPOINT_PASSIVE);  // on impl->db, the hook's connection
   if (rc != SQLITE_OK && (rc & 0xff) != SQLITE_BUSY && (rc & 0xff) != SQLITE_LOCKED)
     impl->NoteFailure(Status(StatusCode::kUnavailable, StrFormat("checkpoint: %s (sqlite code %d)", sqlite3_errstr(rc), rc)), rc);
   return SQLITE_OK;
