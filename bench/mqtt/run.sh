@@ -91,9 +91,10 @@ TOML
   taskset -c 0 "$EP" run --config "$d/e.toml" > "$d/log" 2>&1 & pid=$!
   while :; do
     # Polled off the agent's core and without a python3 per poll (a pyenv shim: 0.6 s of CPU
-    # each, which competed with the agent). Done when every reading is uploaded or was dropped by the agent: at QoS 0 a drain faster
-    # than the commits fills buffer.max_memory_readings and the oldest are dropped (counted and
-    # recorded as a gap; docs/durability.md), which the result line reports as dropped=.
+    # each, which competed with the agent). Done when every reading is uploaded or was dropped
+    # by the agent: at QoS 0 a drain faster than the commits fills buffer.max_memory_readings and
+    # the oldest are dropped (counted and recorded as a gap; docs/durability.md), which the
+    # result line reports as dropped=.
     st=$(taskset -c 1 "$EP" status --config "$d/e.toml" --json 2>/dev/null || true)
     acked=$(sed -n 's/^  "readings_acked": *\([0-9]*\).*/\1/p' <<< "$st")
     dropped=$(sed -n 's/^  "readings_dropped": *\([0-9]*\).*/\1/p' <<< "$st")
@@ -120,12 +121,14 @@ print(f"{name}: messages={n} readings={total} wall_s={wall:.2f} cpu_s={cpu:.2f} 
 PY
 }
 
+selected() { [ -z "${ONLY:-}" ] || grep -Eq -- "$ONLY" <<< "$1"; }  # label: ONLY allows it
+
 # Runs a scenario REPEAT times, each run right after a run of its floor, so that the pair sees
 # the same machine (a shared VM can be 40 % slower for minutes: docs/benchmarks.md). Prints every
 # run, the ratio of each pair, and the pair with the median ratio.
 pair() {  # label floor_qos floor_kind floor_count agent_args...
   local label=$1 fq=$2 fk=$3 fn=$4; shift 4
-  [ -n "${ONLY:-}" ] && ! grep -Eq -- "$ONLY" <<< "$label" && return 0
+  selected "$label" || return 0
   local out=$T/pair.out; : > "$out"
   for _ in $(seq "$REPEAT"); do
     floor "$fq" "$fk" "$fn" | sed 's/^/floor: /' | tee -a "$out"
@@ -152,7 +155,7 @@ pair "qos1 json normal" 1 json "$N_FLOOR" q1json-normal 1 normal json "$N_QOS1" 
 pair "qos1 json full" 1 json "$N_FLOOR" q1json-full 1 full json "$((N_QOS1 / 4))" 1
 pair "qos1 senml50 normal" 1 senml50 "$N_PACKS" q1senml-normal 1 normal senml "$N_PACKS" 50
 pair "qos0 senml50" 0 senml50 "$N_PACKS" q0senml 0 normal senml "$N_PACKS" 50
-[ -n "${ONLY:-}" ] && ! grep -Eq -- "$ONLY" <<< "latency" && exit 0
+selected latency || exit 0
 echo "== republish latency (QoS 0 input at 10k readings/s, agent republishes SenML) =="
 # The subscriber receives every reading twice: straight from the broker (the baseline, same run,
 # same load) and republished by the agent; "added" is the difference per reading.

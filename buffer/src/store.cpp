@@ -215,8 +215,8 @@ Result<uint64_t> Store::Impl::Enqueue(Pending&& add, std::span<const Reading> re
 
 // ---- Impl: writer ----
 
-uint64_t Store::Impl::TakeWork(Pending& work) {
-  work = Pending();
+Status Store::Impl::CommitQueue(std::unique_lock<std::mutex>& lock) {
+  Pending work;
   std::swap(work, pending);
   uint64_t ticket = appended_ticket;
   urgent = false;
@@ -234,10 +234,14 @@ uint64_t Store::Impl::TakeWork(Pending& work) {
     urgent = true;  // commit the rest right after
   }
   memory_readings = pending.readings;
-  return ticket;
-}
-
-void Store::Impl::FinishCommit(Pending&& work, uint64_t ticket, const Status& s, bool uncertain) {
+  committing = true;
+  lock.unlock();
+  commit_started_mono = clock->MonotonicNowUs();
+  bool uncertain = false;
+  Status s = CommitWork(work, &uncertain);
+  commit_started_mono = 0;
+  lock.lock();
+  committing = false;
   if (s.ok()) {
     ++commits;
     backoff_us = 0;
@@ -269,6 +273,7 @@ void Store::Impl::FinishCommit(Pending&& work, uint64_t ticket, const Status& s,
     retry_at = SteadyNowUs() + backoff_us;
   }
   durable_cv.notify_all();
+  return s;
 }
 
 bool Store::Impl::CanCommitInline(uint64_t ticket) const {
@@ -400,17 +405,7 @@ void Store::Impl::WriterLoop() {
       }
       continue;
     }
-    Pending work;
-    const uint64_t ticket = TakeWork(work);
-    committing = true;
-    lock.unlock();
-    commit_started_mono = clock->MonotonicNowUs();
-    bool uncertain = false;
-    Status s = CommitWork(work, &uncertain);
-    commit_started_mono = 0;
-    lock.lock();
-    committing = false;
-    FinishCommit(std::move(work), ticket, s, uncertain);
+    Status s = CommitQueue(lock);
     if (!s.ok() && stop && ++shutdown_failures > 3) {
       EP_LOG_ERROR(kLog, "giving up on %zu uncommitted items at shutdown: %s", pending.items(), s.ToString().c_str());
       break;
@@ -516,17 +511,7 @@ Status Store::WaitDurable(uint64_t ticket) {
     // handing each commit to the writer and back cost two thread switches per message. The
     // writer keeps everything else: timers, retries and their backoff, the I/O error states.
     Impl& im = *impl_;
-    Pending work;
-    const uint64_t durable = im.TakeWork(work);
-    im.committing = true;
-    lock.unlock();
-    im.commit_started_mono = im.clock->MonotonicNowUs();
-    bool uncertain = false;
-    Status s = im.CommitWork(work, &uncertain);
-    im.commit_started_mono = 0;
-    lock.lock();
-    im.committing = false;
-    im.FinishCommit(std::move(work), durable, s, uncertain);
+    Status s = im.CommitQueue(lock);
     if (s.ok()) ++im.commits_by_waiters;
     // Wake the writer only when it has work now: what was queued meanwhile, a retry, closing.
     // Merges made due wait for its next idle look.

@@ -349,7 +349,7 @@ Status Store::Impl::EnsureSpace(int64_t pages_needed, bool* evicted_any) {
 }
 
 Status Store::Impl::WriteTransaction(Pending& work, std::vector<std::pair<int64_t, std::string>>& blobs,
-                                     std::vector<ChunkMeta>* added) {
+                                     std::vector<ChunkMeta>* added, int64_t* chunk_base) {
   added->clear();
   EP_RETURN_IF_ERROR(CheckWritable());  // e.g. the eviction's checkpoint just failed
   Status s = SqliteStatus(Cached("BEGIN IMMEDIATE").Step(), db, "exec BEGIN IMMEDIATE");
@@ -360,11 +360,11 @@ Status Store::Impl::WriteTransaction(Pending& work, std::vector<std::pair<int64_
   // new row the largest rowid plus one, and no other connection writes); for a transaction
   // without chunks, the counter group_commits. Only that counter's page costs a WAL frame, so a
   // commit of one MQTT message writes three pages instead of four.
-  tx_chunk_base = -1;
+  *chunk_base = -1;
   if (!blobs.empty()) {
     Stmt& mx = Cached("SELECT COALESCE(MAX(id), 0) FROM chunks");
     const int rc = mx.Step();
-    if (rc == SQLITE_ROW) tx_chunk_base = mx.Int(0);
+    if (rc == SQLITE_ROW) *chunk_base = mx.Int(0);
     else s = SqliteStatus(rc, db, "read the largest chunk id");
     mx.Reset();
   }
@@ -439,7 +439,7 @@ Status Store::Impl::WriteTransaction(Pending& work, std::vector<std::pair<int64_
     if (!s.ok()) break;
     s = AddCounter(name.c_str(), delta);
   }
-  if (s.ok() && tx_chunk_base < 0) s = AddCounter("group_commits", 1);  // see above
+  if (s.ok() && *chunk_base < 0) s = AddCounter("group_commits", 1);  // see above
   PageCounts counts;
   // Inside the transaction these cost no locks; a failure only leaves the cache invalid.
   const bool counted = s.ok() && ReadPageCounts(&counts.pages, &counts.freelist).ok();
@@ -475,9 +475,10 @@ Status Store::Impl::CommitWork(Pending& work, bool* uncertain) {
       s = EnsureSpace(pages_needed, &evicted);
     }
     std::vector<ChunkMeta> added;
-    if (s.ok()) s = WriteTransaction(work, blobs, &added);
+    int64_t chunk_base = -1;
+    if (s.ok()) s = WriteTransaction(work, blobs, &added, &chunk_base);
     if (s.ok()) {
-      if (tx_chunk_base < 0) ++commit_seq;
+      if (chunk_base < 0) ++commit_seq;
       LimitWalOverhang();
       pending_chunks.insert(pending_chunks.end(), added.begin(), added.end());
       for (const ChunkMeta& m : added) newest_hour = std::max(newest_hour, m.hour);
@@ -520,8 +521,8 @@ Status Store::Impl::CommitWork(Pending& work, bool* uncertain) {
       // A failed COMMIT (typically its fsync) may have left the complete transaction in the WAL,
       // where the next open finds it: retrying blindly could store these readings twice.
       *uncertain = true;
-      uncertain_chunk_base = tx_chunk_base;
-      uncertain_seq = tx_chunk_base < 0 ? commit_seq + 1 : 0;
+      uncertain_chunk_base = chunk_base;
+      uncertain_seq = chunk_base < 0 ? commit_seq + 1 : 0;
     }
     return s;
   }

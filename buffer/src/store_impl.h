@@ -107,8 +107,9 @@ struct Store::Impl {
   int64_t wal_allowance = 0;     // bytes of the budget kept for the WAL
   int64_t checkpoint_frames = 0; // the WAL hook checkpoints at this many frames
   std::string db_dir;            // directory of the database (free space for the WAL hook)
-  // The WAL hook's view of the file system's free space, read at most every kFsCheckUs while
-  // there is plenty (a statvfs per commit was a tenth of a QoS 1 message's system time).
+  // The file system's free space as FileSystemFree last read it (for the WAL hook and
+  // FitToFileSystem), read at most every kFsCheckUs while there is plenty (a statvfs per commit
+  // was a tenth of a QoS 1 message's system time).
   uint64_t fs_free_bytes = 0;
   int64_t fs_checked_mono = 0;  // steady clock, µs
   // Size of the main database file: it changes only when a checkpoint writes to it, so it is
@@ -136,9 +137,8 @@ struct Store::Impl {
   // their chunk ids instead (WriteTransaction).
   int64_t commit_seq = 0;
   int64_t uncertain_seq = 0;     // != 0: the commit that would have made commit_seq this is in doubt
-  // Commits with chunks do not count in commit_seq: the largest chunk id before the transaction
-  // (-1 = it had no chunks and wrote group_commits), and that of the commit in doubt.
-  int64_t tx_chunk_base = -1;
+  // Commits with chunks do not count in commit_seq: for the commit in doubt, the largest chunk id
+  // its transaction saw before inserting (-1 = it had no chunks and wrote group_commits).
   int64_t uncertain_chunk_base = -1;
   Status io_error;
   std::string recovered_from;    // file a corrupt database was moved to (this process)
@@ -205,8 +205,10 @@ struct Store::Impl {
   // After such a failure: reopens, and returns whether the commit in doubt is in the database
   // (then made durable by a checkpoint before true is returned).
   Result<bool> ResolveUncertain();
+  // `*chunk_base`: the largest chunk id before the transaction inserted any, -1 when it had no
+  // chunks (and counted itself in group_commits instead); see ResolveUncertain.
   Status WriteTransaction(Pending& work, std::vector<std::pair<int64_t, std::string>>& blobs,
-                          std::vector<ChunkMeta>* added);
+                          std::vector<ChunkMeta>* added, int64_t* chunk_base);
   Status AddCounter(const char* name, int64_t delta);
   Result<int64_t> FreePages();    // pages the main file may still use within page_limit
   Result<int64_t> FreePagesCached();  // the same, from page_counts when still valid
@@ -234,13 +236,12 @@ struct Store::Impl {
 
   // store.cpp
   void WriterLoop();
-  // Under mu: moves the queued work that the next commit transaction takes into `work` and
-  // returns the ticket that becomes durable with it.
-  uint64_t TakeWork(Pending& work);
-  // Under mu: records the outcome of a commit of `work` (made with `mu` released): on success
-  // its ticket is durable; on failure the work goes back in front of the queue (or aside, when
-  // the commit may have reached the file) and the writer retries after a backoff.
-  void FinishCommit(Pending&& work, uint64_t ticket, const Status& s, bool uncertain);
+  // Called with `lock` (on mu) held, by the writer or a waiter (WaitDurable): takes the queued
+  // work (at most one transaction's worth), commits it with `mu` released, and records the
+  // outcome: on success its tickets are durable; on failure the work goes back in front of the
+  // queue (or aside, when the commit may have reached the file) and the writer retries after a
+  // backoff. Returns the commit's status.
+  Status CommitQueue(std::unique_lock<std::mutex>& lock);
   // Under mu: whether a thread waiting for `ticket` may commit the queue itself instead of
   // waking the writer (nothing else committing, no failure being handled, a small queue).
   bool CanCommitInline(uint64_t ticket) const;
