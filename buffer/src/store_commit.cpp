@@ -504,7 +504,11 @@ Status Store::Impl::CommitWork(Pending& work, bool* uncertain) {
         // the pages the WAL holds past the end of the main file: the reserve file gives it.
         if (disk_full) {
           if (!budget) ReleaseReserve();  // the kernel said ENOSPC, not our page limit
-          Checkpoint(SQLITE_CHECKPOINT_PASSIVE);
+          const int crc = Checkpoint(SQLITE_CHECKPOINT_PASSIVE);
+          // The checkpoint found no room for those pages: the kernel's ENOSPC too, whatever the
+          // page count said (the page limit may have shrunk below the file with the free space,
+          // and the eviction's own write transaction then needs a WAL that can grow).
+          if ((crc & 0xff) == SQLITE_FULL && ReleaseReserve()) Checkpoint(SQLITE_CHECKPOINT_PASSIVE);
           FitToFileSystem();
         }
         int64_t freed = 0;
