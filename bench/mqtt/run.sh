@@ -125,7 +125,8 @@ selected() { [ -z "${ONLY:-}" ] || grep -Eq -- "$ONLY" <<< "$1"; }  # label: ONL
 
 # Runs a scenario REPEAT times, each run right after a run of its floor, so that the pair sees
 # the same machine (a shared VM can be 40 % slower for minutes: docs/benchmarks.md). Prints every
-# run, the ratio of each pair, and the pair with the median ratio.
+# run, the ratio of each pair, the pair with the median ratio, and the ratio of the cheapest run
+# of each side (noise that comes and goes within a minute defeats the pairing; it only adds).
 pair() {  # label floor_qos floor_kind floor_count agent_args...
   local label=$1 fq=$2 fk=$3 fn=$4; shift 4
   selected "$label" || return 0
@@ -145,6 +146,9 @@ ratios = sorted((us(a) / us(f), f, a) for f, a in zip(floors, agents))
 print(f"ratios {label}: " + " ".join(f"{r:.2f}x" for r, _, _ in ratios))
 r, f, a = ratios[len(ratios) // 2]
 print(f"MEDIAN {label} (of {len(ratios)} pairs): ratio={r:.2f}x agent {a.split(': ', 1)[-1]} | {f}")
+# Noise on a shared VM only adds CPU time: the cheapest run of each side is the least disturbed.
+print(f"MIN {label}: ratio={min(map(us, agents)) / min(map(us, floors)):.2f}x "
+      f"(cheapest agent run {min(map(us, agents)):.2f} us/msg, cheapest floor run {min(map(us, floors)):.2f})")
 PY
 }
 
