@@ -4,6 +4,7 @@
 #pragma once
 
 #include <mqtt/async_client.h>
+#include <sys/types.h>
 
 #include <atomic>
 #include <condition_variable>
@@ -11,8 +12,10 @@
 #include <memory>
 #include <mutex>
 #include <random>
+#include <set>
 #include <string>
 #include <thread>
+#include <utility>
 
 #include "edgepipe/core/clock.h"
 #include "edgepipe/core/log.h"
@@ -26,6 +29,9 @@ struct SessionConfig {
   MqttClientOptions client;
   bool clean_session = false;
   std::string will_topic;          // "" = no will / status
+  // Turn Nagle's algorithm off on this session's connection (the republisher: its small packs
+  // would otherwise wait for the broker's delayed ACK, up to 40 ms; see mqtt_session.cpp).
+  bool tcp_nodelay = false;
   // Called on the session thread after each successful connect (subscribe, publish status).
   std::function<Status(mqtt::async_client&, bool session_present)> on_connected;
   // Installed before connecting (runs on Paho's delivery thread).
@@ -54,6 +60,7 @@ class MqttSession {
  private:
   void Loop();
   Status ConnectOnce();
+  void SetNoDelayOnNewSockets(const std::set<std::pair<int, ino_t>>& before);
   mqtt::connect_options BuildOptions() const;
 
   SessionConfig cfg_;

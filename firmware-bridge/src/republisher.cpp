@@ -164,6 +164,7 @@ Status Republisher::Start() {
   sc.log_name = "republish";
   sc.client = im.opt.client;
   sc.clean_session = true;
+  sc.tcp_nodelay = true;  // a pack every linger interval: Nagle would hold it for the broker's delayed ACK
   im.session = std::make_unique<MqttSession>(std::move(sc), im.clock);
   Status s = im.session->Start();
   if (!s.ok()) {
