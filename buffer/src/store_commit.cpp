@@ -348,6 +348,15 @@ Status Store::Impl::EnsureSpace(int64_t pages_needed, bool* evicted_any) {
   return s;
 }
 
+Result<int64_t> Store::Impl::MaxChunkId() {
+  Stmt& mx = Cached("SELECT COALESCE(MAX(id), 0) FROM chunks");
+  const int rc = mx.Step();
+  Result<int64_t> out = rc == SQLITE_ROW ? Result<int64_t>(mx.Int(0))
+                                         : Result<int64_t>(SqliteStatus(rc, db, "read the largest chunk id"));
+  mx.Reset();  // a statement left on a row would hold a read transaction
+  return out;
+}
+
 Status Store::Impl::WriteTransaction(Pending& work, std::vector<std::pair<int64_t, std::string>>& blobs,
                                      std::vector<ChunkMeta>* added, int64_t* chunk_base) {
   added->clear();
@@ -362,11 +371,9 @@ Status Store::Impl::WriteTransaction(Pending& work, std::vector<std::pair<int64_
   // commit of one MQTT message writes three pages instead of four.
   *chunk_base = -1;
   if (!blobs.empty()) {
-    Stmt& mx = Cached("SELECT COALESCE(MAX(id), 0) FROM chunks");
-    const int rc = mx.Step();
-    if (rc == SQLITE_ROW) *chunk_base = mx.Int(0);
-    else s = SqliteStatus(rc, db, "read the largest chunk id");
-    mx.Reset();
+    Result<int64_t> max_id = MaxChunkId();
+    if (max_id.ok()) *chunk_base = *max_id;
+    else s = max_id.status();
   }
   {
     Stmt& ins = Cached("INSERT INTO chunks(hour, first_ts, last_ts, count, est_bytes, batch_id, data) "
@@ -492,11 +499,9 @@ Status Store::Impl::CommitWork(Pending& work, bool* uncertain) {
       // pages inside the file are reused without growing it, so eviction helps in both cases.
       Result<int64_t> free_pages = FreePages();
       const bool budget = free_pages.ok() && *free_pages < pages_needed + 1;
-      fs_checked_mono = 0;  // the file system may have filled since FileSystemFree looked
-      struct statvfs vfs;
-      const std::string dir = opt.path.substr(0, opt.path.find_last_of('/') + 1);
-      disk_full = !budget || (::statvfs(dir.empty() ? "." : dir.c_str(), &vfs) == 0 &&
-                              static_cast<uint64_t>(vfs.f_bavail) * vfs.f_frsize < static_cast<uint64_t>(bytes) + (1 << 20));
+      fs_checked_mono = 0;  // the file system may have filled since FileSystemFree looked: read it now
+      uint64_t free_bytes = 0;
+      disk_full = !budget || (FileSystemFree(&free_bytes) && free_bytes < static_cast<uint64_t>(bytes) + (1 << 20));
       if (opt.on_full == OnFull::kDropOldest && attempt < 3) {
         // On a full file system the WAL cannot grow: checkpoint it first, so that the eviction
         // (a write transaction too) reuses the WAL file from its start.
@@ -536,7 +541,7 @@ Result<bool> Store::Impl::ResolveUncertain() {
   if (io_failed) EP_RETURN_IF_ERROR(Reopen());  // reads the WAL back, sets commit_seq
   bool landed = commit_seq >= uncertain_seq;
   if (uncertain_chunk_base >= 0) {  // it inserted chunks: are there any above the ids it saw?
-    Result<int64_t> max_id = QueryInt(db, "SELECT COALESCE(MAX(id), 0) FROM chunks");
+    Result<int64_t> max_id = MaxChunkId();
     if (!max_id.ok()) return max_id.status();
     landed = *max_id > uncertain_chunk_base;
   }

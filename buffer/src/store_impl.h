@@ -210,6 +210,8 @@ struct Store::Impl {
   Status WriteTransaction(Pending& work, std::vector<std::pair<int64_t, std::string>>& blobs,
                           std::vector<ChunkMeta>* added, int64_t* chunk_base);
   Status AddCounter(const char* name, int64_t delta);
+  // The largest chunk id, 0 when there is none (a new chunk gets it plus one: WriteTransaction).
+  Result<int64_t> MaxChunkId();
   Result<int64_t> FreePages();    // pages the main file may still use within page_limit
   Result<int64_t> FreePagesCached();  // the same, from page_counts when still valid
   Status ReadPageCounts(int64_t* pages, int64_t* freelist);

@@ -179,9 +179,9 @@ bool MqttSession::WaitToken(const mqtt::token_ptr& tok, int64_t timeout_ms) {
 // on the socket its connect created: the process's TCP sockets to the broker's port that were
 // not there before the connect. (Another client connecting to the same port at that very moment
 // gets the option too, which does no harm.)
-void MqttSession::SetNoDelayOnNewSockets(const std::set<std::pair<int, ino_t>>& before) {
+void MqttSession::SetNoDelayOnNewSockets(int port, const std::set<std::pair<int, ino_t>>& before) {
   int set = 0;
-  for (const auto& [fd, ino] : TcpSocketsTo(BrokerPort(cfg_.client.url))) {
+  for (const auto& [fd, ino] : TcpSocketsTo(port)) {
     if (before.count({fd, ino})) continue;
     const int one = 1;
     if (setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one) == 0) ++set;
@@ -192,14 +192,15 @@ void MqttSession::SetNoDelayOnNewSockets(const std::set<std::pair<int, ino_t>>& 
 
 Status MqttSession::ConnectOnce() {
   try {
+    const int port = cfg_.tcp_nodelay ? BrokerPort(cfg_.client.url) : 0;
     std::set<std::pair<int, ino_t>> before;
-    if (cfg_.tcp_nodelay) before = TcpSocketsTo(BrokerPort(cfg_.client.url));
+    if (cfg_.tcp_nodelay) before = TcpSocketsTo(port);
     mqtt::token_ptr tok = cli_->connect(BuildOptions());
     if (!tok->wait_for(std::chrono::milliseconds(cfg_.client.connect_timeout_us / 1000 + 2000)))
       return UnavailableError("connect to " + cfg_.client.url + " timed out");
     bool present = tok->get_connect_response().is_session_present();
     link_up_ = true;
-    if (cfg_.tcp_nodelay) SetNoDelayOnNewSockets(before);
+    if (cfg_.tcp_nodelay) SetNoDelayOnNewSockets(port, before);
     if (cfg_.on_connected) {
       Status s = cfg_.on_connected(*cli_, present);
       if (!s.ok()) return s;

@@ -60,7 +60,7 @@ class MqttSession {
  private:
   void Loop();
   Status ConnectOnce();
-  void SetNoDelayOnNewSockets(const std::set<std::pair<int, ino_t>>& before);
+  void SetNoDelayOnNewSockets(int port, const std::set<std::pair<int, ino_t>>& before);
   mqtt::connect_options BuildOptions() const;
 
   SessionConfig cfg_;
