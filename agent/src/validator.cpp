@@ -47,21 +47,25 @@ struct History {
 
 struct SensorState;
 
-// What Validator::Forget() puts back: a sensor's rule history and counters as they were before
-// the last Process() call touched it. Allocated on first use and reused (no allocation after).
+// What Validator::Forget() puts back: a sensor's counters and rule state as they were before the
+// last Process() call touched it. Allocated on first use and reused (no allocation after). The
+// duplicate window is not copied here (1.5 KiB per sensor and call): each slot Remember()
+// overwrites is journaled instead (HistoryUndo).
 struct SavedState {
-  std::array<int64_t, Validator::kDuplicateWindow> ts{};
-  std::array<uint64_t, Validator::kDuplicateWindow> fp{};
-  std::array<uint64_t, Validator::kDuplicateWindow> seq{};
-  uint8_t size = 0, next = 0;
-  int64_t hist_max_ts = INT64_MIN;
-  uint64_t hist_max_seq = 0;
   Counters c;
   bool has_ts = false, has_prev = false;
   int64_t max_ts = 0, prev_ts = 0, run_start = 0;
   double prev_value = 0, run_value = 0;
   uint32_t run_count = 0;
   std::unique_ptr<SpikeWindow> window;
+};
+
+// One slot of a duplicate window as it was before Remember() overwrote it.
+struct HistoryUndo {
+  History* h;
+  int64_t ts, max_ts;
+  uint64_t fp, seq, max_seq;
+  uint8_t slot, size;
 };
 
 struct SensorState {
@@ -90,13 +94,6 @@ struct SensorState {
     if (!saved) saved = std::make_unique<SavedState>();
     SavedState& v = *saved;
     saved_call = call;
-    v.ts = hist.ts;
-    v.fp = hist.fp;
-    if (hist.seq) v.seq = *hist.seq;
-    v.size = hist.size;
-    v.next = hist.next;
-    v.hist_max_ts = hist.max_ts;
-    v.hist_max_seq = hist.max_seq;
     v.c = c;
     v.has_ts = has_ts;
     v.max_ts = max_ts;
@@ -114,13 +111,6 @@ struct SensorState {
 
   void Restore() {
     const SavedState& v = *saved;
-    hist.ts = v.ts;
-    hist.fp = v.fp;
-    if (hist.seq) *hist.seq = v.seq;
-    hist.size = v.size;
-    hist.next = v.next;
-    hist.max_ts = v.hist_max_ts;
-    hist.max_seq = v.hist_max_seq;
     c = v.c;
     has_ts = v.has_ts;
     max_ts = v.max_ts;
@@ -187,11 +177,12 @@ struct Validator::State {
   // move) and the totals before it.
   uint64_t call = 0;
   std::vector<SensorState*> touched;
+  std::vector<HistoryUndo> history_undo;  // duplicate-window slots this call overwrote, in order
   Counters total_before;
 
   SensorState& Lookup(const std::string& sensor);
   Dup CheckDuplicate(const Reading& r, const History& h, uint64_t fp) const;
-  void Remember(History& h, const Reading& r, uint64_t fp) const;
+  void Remember(History& h, const Reading& r, uint64_t fp);
   Outcome ProcessOne(Reading& r, int64_t now, QuarantineRecord* q);
   void Transform(Reading& r, SensorState& st, uint32_t* flags, std::string* why, bool* reject);
   void Accept(SensorState& st, const Reading& r);
@@ -236,7 +227,9 @@ Dup Validator::State::CheckDuplicate(const Reading& r, const History& h, uint64_
   return Dup::kNone;
 }
 
-void Validator::State::Remember(History& h, const Reading& r, uint64_t fp) const {
+void Validator::State::Remember(History& h, const Reading& r, uint64_t fp) {
+  history_undo.push_back(
+      {&h, h.ts[h.next], h.max_ts, h.fp[h.next], h.seq ? (*h.seq)[h.next] : 0, h.max_seq, h.next, h.size});
   h.ts[h.next] = r.ts_us;
   h.fp[h.next] = fp;
   if (h.seq) (*h.seq)[h.next] = r.seq;
@@ -489,6 +482,7 @@ void Validator::Seed(const std::vector<Reading>& stored) {
   });
   for (const Reading* r : order) s_->SeedOne(s_->Lookup(r->sensor), *r);
   s_->touched.clear();  // nothing for Forget() to undo
+  s_->history_undo.clear();
   s_->total_before = s_->total;
   ++s_->call;
 }
@@ -500,6 +494,7 @@ void Validator::Process(std::vector<Reading>& in, std::vector<Reading>* passed, 
   const int64_t now = s_->clock.SystemNowUs();
   ++s_->call;
   s_->touched.clear();
+  s_->history_undo.clear();
   s_->total_before = s_->total;
   QuarantineRecord q;
   for (Reading& r : in) {
@@ -522,6 +517,17 @@ void Validator::Forget() {
   for (SensorState* st : s_->touched)
     if (st->saved_call == s_->call) st->Restore();
   s_->touched.clear();
+  for (auto u = s_->history_undo.rbegin(); u != s_->history_undo.rend(); ++u) {
+    History& h = *u->h;
+    h.ts[u->slot] = u->ts;
+    h.fp[u->slot] = u->fp;
+    if (h.seq) (*h.seq)[u->slot] = u->seq;
+    h.next = u->slot;
+    h.size = u->size;
+    h.max_ts = u->max_ts;
+    h.max_seq = u->max_seq;
+  }
+  s_->history_undo.clear();
   s_->total = s_->total_before;
   ++s_->call;  // a second Forget() has nothing left to undo
 }

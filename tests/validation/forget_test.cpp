@@ -157,6 +157,42 @@ TEST(Forget, ARetryAfterForgetIsJudgedExactlyAsTheFirstAttempt) {
   }
 }
 
+TEST(Forget, TheDuplicateWindowComesBackEvenWhenTheRefusedCallOverwroteItSeveralTimes) {
+  // The window of recent (timestamp, sequence, value) per sensor is put back slot by slot: a
+  // refused call of more readings than the window holds wraps it more than once. After Forget,
+  // a reading from before that call is again an exact duplicate (dropped) and one with another
+  // value a conflicting duplicate, exactly as for a validator that never saw the refused call.
+  ManualClock clock(kT0 + 3600 * kSec);
+  for (const char* by : {"timestamp", "sequence", "either"}) {
+    const std::string rules = std::string("[validation]\nduplicate_by = \"") + by + "\"\n";
+    auto series = [](int64_t first, int n) {
+      std::vector<Reading> out;
+      for (int i = 0; i < n; ++i) {
+        Reading r = R("t", kT0 + (first + i) * kSec, static_cast<double>(first + i));
+        r.seq = static_cast<uint64_t>(first + i + 1);
+        out.push_back(r);
+      }
+      return out;
+    };
+    const int w = Validator::kDuplicateWindow;
+    Validator ref(ParseValidation(rules), clock), v(ParseValidation(rules), clock);
+    Run(ref, series(0, w));
+    Run(v, series(0, w));
+    Out refused = Run(v, series(w, 2 * w + 17));
+    LONGS_EQUAL(2 * w + 17, refused.passed.size());
+    v.Forget();
+    std::vector<Reading> probe = {series(5, 1)[0], series(w - 1, 1)[0]};
+    probe[1].value = -1;  // same timestamp and sequence, another value
+    Out want = Run(ref, probe), got = Run(v, probe);
+    LONGS_EQUAL(0, want.passed.size());  // the first dropped, the second rejected (duplicate)
+    LONGS_EQUAL(1, want.rejected.size());
+    CHECK_TRUE(Same(want, got));
+    STRCMP_EQUAL(Dump(ref.stats()).c_str(), Dump(v.stats()).c_str());
+    // And both go on alike with what the refused call had sent.
+    CHECK_TRUE(Same(Run(ref, series(w, 2 * w + 17)), Run(v, series(w, 2 * w + 17))));
+  }
+}
+
 TEST(Forget, AnotherBatchAfterForgetSeesOnlyWhatWasKept) {
   // Forget puts back the state before the refused call, not some other one: a different batch
   // after it is judged as if the refused one never came, and a second Forget changes nothing.
