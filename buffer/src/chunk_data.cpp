@@ -22,18 +22,37 @@ uint64_t EstimateReadingBytes(size_t sensor, size_t unit, size_t source, size_t 
 
 uint32_t ChunkData::SeriesFor(std::string_view sensor, std::string_view unit, std::string_view source, ValueType type) {
   const uint64_t key = SeriesHash(sensor, unit, source, type);
-  for (auto [it, end] = index_.equal_range(key); it != end; ++it) {
-    const SeriesColumns& s = series_[it->second];
-    if (s.type == type && s.sensor == sensor && s.unit == unit && s.source == source) return it->second;
+  if (!index_.empty()) {
+    const size_t mask = index_.size() - 1;
+    for (size_t i = key & mask;; i = (i + 1) & mask) {
+      const Slot& slot = index_[i];
+      if (slot.series == kEmpty) break;
+      if (slot.hash != key) continue;
+      const SeriesColumns& s = series_[slot.series];
+      if (s.type == type && s.sensor == sensor && s.unit == unit && s.source == source) return slot.series;
+    }
   }
   const uint32_t idx = static_cast<uint32_t>(series_.size());
-  index_.emplace(key, idx);
+  IndexInsert(key, idx);
   SeriesColumns& s = series_.emplace_back();
   s.sensor = sensor;
   s.unit = unit;
   s.source = source;
   s.type = type;
   return idx;
+}
+
+void ChunkData::IndexInsert(uint64_t hash, uint32_t series) {
+  if ((series + 1) * 2 > index_.size()) {  // keep the table at most half full
+    std::vector<Slot> old = std::move(index_);
+    index_.assign(std::max<size_t>(16, old.size() * 2), Slot{});
+    for (const Slot& s : old)
+      if (s.series != kEmpty) IndexInsert(s.hash, s.series);
+  }
+  const size_t mask = index_.size() - 1;
+  size_t i = hash & mask;
+  while (index_[i].series != kEmpty) i = (i + 1) & mask;
+  index_[i] = Slot{hash, series};
 }
 
 void ChunkData::Append(const Reading& r) {
@@ -193,7 +212,7 @@ void ChunkData::Reindex() {
   index_.clear();
   for (size_t i = 0; i < series_.size(); ++i) {
     const SeriesColumns& s = series_[i];
-    index_.emplace(SeriesHash(s.sensor, s.unit, s.source, s.type), static_cast<uint32_t>(i));
+    IndexInsert(SeriesHash(s.sensor, s.unit, s.source, s.type), static_cast<uint32_t>(i));
   }
 }
 

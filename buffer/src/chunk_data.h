@@ -7,7 +7,6 @@
 #include <cstdint>
 #include <span>
 #include <string>
-#include <unordered_map>
 #include <vector>
 
 #include "edgepipe/core/pipeline.h"
@@ -68,9 +67,17 @@ class ChunkData {
 
   std::vector<uint32_t> order_;
   std::vector<SeriesColumns> series_;
-  // Hash of (sensor, unit, source, type) -> index in series_; entries with equal hashes are
-  // told apart by comparing the fields. A lookup builds no key string.
-  std::unordered_multimap<uint64_t, uint32_t> index_;
+  // Hash of (sensor, unit, source, type) -> index in series_, open addressing with linear
+  // probing in a power-of-two table at most half full (one cache line per lookup, no node to
+  // allocate); entries with equal hashes are told apart by comparing the fields. A lookup builds
+  // no key string.
+  struct Slot {
+    uint64_t hash = 0;
+    uint32_t series = kEmpty;
+  };
+  static constexpr uint32_t kEmpty = UINT32_MAX;
+  std::vector<Slot> index_;
+  void IndexInsert(uint64_t hash, uint32_t series);
 };
 
 // Rough size of one reading as an NDJSON line.
