@@ -1,4 +1,5 @@
 #include "edgepipe/uploader/encoder.h"
+#include "edgepipe/core/time_util.h"
 
 #include <cmath>
 #include <cstring>
@@ -127,6 +128,34 @@ TEST(Encoder, NdjsonHasOneValidObjectPerReading) {
   CHECK(j1["quality"] == nlohmann::json::array({"stuck", "spike"}));
   auto j2 = nlohmann::json::parse(lines[2]);
   CHECK_TRUE(j2["value_bool"].get<bool>());
+}
+
+TEST(Encoder, EveryRowKeepsItsOwnMillisecondsWhenRowsShareASecond) {
+  // The encoder reuses the text of the previous row's second: rows 37 ms apart (many in one
+  // second, some across a second or a day boundary, before and after 1970) each get exactly
+  // the timestamp formatted on its own.
+  for (int64_t base : {int64_t{-1'500'000}, int64_t{1'764'115'199'000'000LL}, int64_t{1'764'129'949'999'000LL}}) {
+    std::vector<Reading> rs;
+    for (int k = 0; k < 120; ++k) {
+      Reading r;
+      r.sensor = k % 3 ? "a" : "b";
+      r.ts_us = base + int64_t{k} * 37'123;
+      r.value = k;
+      rs.push_back(r);
+    }
+    Batch b;
+    b.columns = ToColumns(rs);
+    std::string out;
+    EncodeReadings(Format::kNdjson, EncodeContext{"gw", {}}, b, &out);
+    auto lines = Lines(out);
+    LONGS_EQUAL(rs.size(), lines.size());
+    for (size_t i = 0; i < rs.size(); ++i) {
+      auto j = nlohmann::json::parse(lines[i]);
+      STRCMP_EQUAL(FormatIso8601Ms(rs[i].ts_us).c_str(), j["ts"].get<std::string>().c_str());
+      STRCMP_EQUAL(rs[i].sensor.c_str(), j["sensor"].get<std::string>().c_str());
+      DOUBLES_EQUAL(rs[i].value, j["value"].get<double>(), 0);
+    }
+  }
 }
 
 TEST(Encoder, DoublesRoundTripExactly) {

@@ -154,42 +154,98 @@ std::string RecordPrefix(const EncodeContext& ctx) {
   return p;
 }
 
+// ISO 8601 with milliseconds, reusing the date and time of day of the previous call when the
+// second is the same (consecutive rows of a batch mostly are): only the milliseconds change.
+class TimestampText {
+ public:
+  std::string_view Format(int64_t us) {
+    const int64_t sec = us >= 0 ? us / 1'000'000 : -((-us + 999'999) / 1'000'000);
+    if (sec != sec_ || len_ == 0) {
+      len_ = FormatIso8601Ms(us, buf_);
+      sec_ = sec;
+      return {buf_, len_};
+    }
+    const int ms = static_cast<int>((us - sec * 1'000'000) / 1000);
+    buf_[20] = static_cast<char>('0' + ms / 100);
+    buf_[21] = static_cast<char>('0' + (ms / 10) % 10);
+    buf_[22] = static_cast<char>('0' + ms % 10);
+    return {buf_, len_};
+  }
+
+ private:
+  char buf_[24];
+  size_t len_ = 0;
+  int64_t sec_ = 0;
+};
+
+// The parts of an NDJSON record that are the same for every reading of a series: everything up
+// to the timestamp (`{"device":...,"sensor":"...","ts":"`), from the timestamp to the value
+// (`","value":`), and after the value (unit and source). Rendered once per series.
+struct SeriesText {
+  std::string head, mid, tail;
+};
+
+SeriesText RenderSeries(const std::string& prefix, std::string_view sensor, std::string_view unit,
+                        std::string_view source, ValueType type) {
+  SeriesText t;
+  t.head = prefix;
+  t.head.append(",\"sensor\":");
+  AppendJsonString(&t.head, sensor);
+  t.head.append(",\"ts\":\"");
+  t.mid = type == ValueType::kNumber ? "\",\"value\":" : type == ValueType::kString ? "\",\"value_text\":" : "\"";
+  if (!unit.empty()) {
+    t.tail.append(",\"unit\":");
+    AppendJsonString(&t.tail, unit);
+  }
+  if (!source.empty()) {
+    t.tail.append(",\"source\":");
+    AppendJsonString(&t.tail, source);
+  }
+  return t;
+}
+
+void AppendNdjsonRow(std::string* out, const SeriesText& t, TimestampText& ts, const RowView& r) {
+  out->append(t.head);
+  out->append(ts.Format(r.ts_us));
+  out->append(t.mid);
+  switch (r.type) {
+    case ValueType::kNumber:
+      if (std::isfinite(r.value)) AppendDouble(out, r.value);
+      else out->append("null");
+      break;
+    case ValueType::kBool:
+      out->append(r.value != 0 ? ",\"value_bool\":true" : ",\"value_bool\":false");
+      break;
+    case ValueType::kString:
+      AppendJsonString(out, r.text);
+      break;
+  }
+  out->append(t.tail);
+  if (r.quality) AppendQualityJson(out, r.quality);
+  out->append("}\n");
+}
+
 void EncodeNdjson(const EncodeContext& ctx, const Batch& batch, std::string* out) {
   const std::string prefix = RecordPrefix(ctx);
   out->reserve(out->size() + batch.reading_count() * (prefix.size() + 96));
-  char ts[24];
-  ForEachRow(batch, [&](const RowView& r) {
-    out->append(prefix);
-    out->append(",\"sensor\":");
-    AppendJsonString(out, r.sensor);
-    out->append(",\"ts\":\"");
-    out->append(ts, FormatIso8601Ms(r.ts_us, ts));
-    out->push_back('"');
-    switch (r.type) {
-      case ValueType::kNumber:
-        out->append(",\"value\":");
-        if (std::isfinite(r.value)) AppendDouble(out, r.value);
-        else out->append("null");
-        break;
-      case ValueType::kBool:
-        out->append(r.value != 0 ? ",\"value_bool\":true" : ",\"value_bool\":false");
-        break;
-      case ValueType::kString:
-        out->append(",\"value_text\":");
-        AppendJsonString(out, r.text);
-        break;
+  TimestampText ts;
+  // Column form: each series' fixed text rendered on its first reading.
+  const ReadingColumns& c = batch.columns;
+  std::vector<SeriesText> text(c.series.size());
+  std::vector<bool> rendered(c.series.size());
+  for (size_t i = 0; i < c.size(); ++i) {
+    const uint32_t si = c.series_of[i];
+    const ReadingColumns::Series& s = c.series[si];
+    if (!rendered[si]) {
+      text[si] = RenderSeries(prefix, s.sensor, s.unit, s.source, s.type);
+      rendered[si] = true;
     }
-    if (!r.unit.empty()) {
-      out->append(",\"unit\":");
-      AppendJsonString(out, r.unit);
-    }
-    if (!r.source.empty()) {
-      out->append(",\"source\":");
-      AppendJsonString(out, r.source);
-    }
-    if (r.quality) AppendQualityJson(out, r.quality);
-    out->append("}\n");
-  });
+    AppendNdjsonRow(out, text[si], ts,
+                    RowView{s.sensor, s.unit, s.source, c.TextOf(i), c.ts_us[i], c.value[i], s.type, c.quality[i]});
+  }
+  for (const Reading& r : batch.readings)
+    AppendNdjsonRow(out, RenderSeries(prefix, r.sensor, r.unit, r.source, r.type), ts,
+                    RowView{r.sensor, r.unit, r.source, r.text, r.ts_us, r.value, r.type, r.quality});
 }
 
 // RFC 4180 field: quoted when it holds a separator, quote or line break.
