@@ -33,15 +33,14 @@ void Ingest::Seed(const std::vector<Reading>& stored) {
 
 Result<uint64_t> Ingest::AppendWithState(std::span<const Reading> readings, const SourceState& state) {
   std::lock_guard<std::mutex> lock(mu_);
-  // Scratch vectors kept between calls (under the lock): no allocation per message.
-  std::vector<Reading>& in = scratch_in_;
-  std::vector<Reading>& passed = scratch_passed_;
+  // Scratch vectors kept between calls (under the lock): no allocation per message. The
+  // readings that pass stay in `passed` (validated in place).
+  std::vector<Reading>& passed = scratch_in_;
   std::vector<QuarantineRecord>& rejected = scratch_rejected_;
-  in.assign(readings.begin(), readings.end());
-  passed.clear();
+  passed.assign(readings.begin(), readings.end());
   rejected.clear();
-  if (guard_) EP_RETURN_IF_ERROR(HoldLocked(in));  // clock unsynchronised: held, not validated yet
-  validator_.Process(in, &passed, &rejected);
+  if (guard_) EP_RETURN_IF_ERROR(HoldLocked(passed));  // clock unsynchronised: held, not validated yet
+  validator_.Process(passed, &rejected);
   uint64_t ticket = 0;
   // When the buffer refuses, the source keeps (or re-sends) these readings: the validator must
   // forget them, or the retry would be dropped as exact duplicates (silent loss).

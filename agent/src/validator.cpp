@@ -513,6 +513,31 @@ void Validator::Process(std::vector<Reading>& in, std::vector<Reading>* passed, 
   in.clear();
 }
 
+void Validator::Process(std::vector<Reading>& readings, std::vector<QuarantineRecord>* rejected) {
+  const int64_t now = s_->clock.SystemNowUs();
+  ++s_->call;
+  s_->touched.clear();
+  s_->history_undo.clear();
+  s_->total_before = s_->total;
+  QuarantineRecord q;
+  size_t kept = 0;
+  for (size_t i = 0; i < readings.size(); ++i) {
+    switch (s_->ProcessOne(readings[i], now, &q)) {
+      case Outcome::kPass:
+        if (kept != i) readings[kept] = std::move(readings[i]);
+        ++kept;
+        break;
+      case Outcome::kReject:
+        rejected->push_back(std::move(q));
+        q = QuarantineRecord();
+        break;
+      case Outcome::kDrop:
+        break;
+    }
+  }
+  readings.resize(kept);
+}
+
 void Validator::Forget() {
   for (SensorState* st : s_->touched)
     if (st->saved_call == s_->call) st->Restore();

@@ -257,7 +257,8 @@ bool ParseSenml(SenmlScratch& im, const PayloadOptions& opt, dom::element root, 
     } else if (!SecondsToUs(rt, &ts)) {
       return fail("senml", "time out of range", name);
     }
-    Reading r = NewReading(c);
+    Reading& r = out->emplace_back();  // built in place (fail() drops it with the rest of the pack)
+    r.source.assign(c.source);
     r.sensor.assign(name);
     r.ts_us = ts;
     if (has_u) r.unit.assign(u);
@@ -279,7 +280,6 @@ bool ParseSenml(SenmlScratch& im, const PayloadOptions& opt, dom::element root, 
     } else {
       return fail("senml", "record has no value (v, vs, vb, vd) and no sum (s)", name);
     }
-    out->push_back(std::move(r));
     if (has_s) {  // a record carrying both a value and a sum: the sum is a second reading
       Reading sum = NewReading(c);
       sum.sensor = std::string(name) + "/sum";

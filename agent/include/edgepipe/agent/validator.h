@@ -58,6 +58,9 @@ class Validator {
   // quarantine record in `rejected`; exact duplicates are dropped. `in` is left empty.
   // Not thread-safe: the caller serialises (stateful rules keep per-sensor history).
   void Process(std::vector<Reading>& in, std::vector<Reading>* passed, std::vector<QuarantineRecord>* rejected);
+  // The same, keeping the readings that pass in `readings` itself, in their order (no move to
+  // another vector).
+  void Process(std::vector<Reading>& readings, std::vector<QuarantineRecord>* rejected);
 
   // Forgets the last Process() call as if it had not happened: every sensor it touched gets back
   // its history (duplicate window, latest time, previous value, stuck run, spike window) and its
