@@ -76,6 +76,7 @@ class ChunkData {
     uint32_t series = kEmpty;
   };
   static constexpr uint32_t kEmpty = UINT32_MAX;
+  static constexpr size_t kFirstCapacity = 8;  // readings per column of a new series
   std::vector<Slot> index_;
   void IndexInsert(uint64_t hash, uint32_t series);
 };
