@@ -1,6 +1,7 @@
 #include "edgepipe/uploader/encoder.h"
 #include "edgepipe/core/time_util.h"
 
+#include <charconv>
 #include <cmath>
 #include <cstring>
 #include <limits>
@@ -170,6 +171,42 @@ TEST(Encoder, DoublesRoundTripExactly) {
   std::string s;
   AppendDouble(&s, 21.37);
   STRCMP_EQUAL("21.37", s.c_str());
+}
+
+TEST(Encoder, DoublesAreWrittenExactlyAsToCharsWritesThem) {
+  // AppendDouble has a fast path for values with few decimals; it must write the very bytes
+  // std::to_chars does (shortest round trip, fixed or scientific, whichever is shorter), for
+  // decimals of every length and magnitude, around the edges of the fast path (1e-3, 1e15, 2^50
+  // after scaling, 9 decimals), for integers with trailing zeros (1e5 is "1e+05"), and for
+  // arbitrary doubles.
+  std::mt19937_64 rng(17);
+  std::vector<double> vs = {0.001, 0.0011, 0.000999, 0.01, 0.1, 0.5, 1, 10, 100, 1000, 10000, 100000, 1e6, 1234500,
+                            120000, 999999999999999.0, 1e15, 1e15 - 1, 999999999999999.9, 123456789.123456789,
+                            0.123456789, 0.1234567891, 4503599627370495.5, 1125899906842623.0, 112589990684262.3,
+                            21.37, 20.1, 2.675, 1.005, 0.3, 0.30000000000000004, 5e-324, 1.7976931348623157e308,
+                            9007199254740993.0, 0.0, -0.0};
+  for (int i = 0; i < 300000; ++i) {
+    const int k = static_cast<int>(rng() % 12);
+    const double scale = std::pow(10.0, static_cast<double>(rng() % 19) - 3);
+    switch (i % 4) {
+      case 0: vs.push_back(static_cast<double>(static_cast<int64_t>(rng() % 2'000'000'000) - 1'000'000'000) / std::pow(10.0, k)); break;
+      case 1: vs.push_back(std::round(std::uniform_real_distribution<double>(-1, 1)(rng) * scale * std::pow(10.0, k)) / std::pow(10.0, k)); break;
+      case 2: vs.push_back(std::uniform_real_distribution<double>(-1, 1)(rng) * scale); break;
+      default: {
+        uint64_t bits = rng();
+        double d;
+        std::memcpy(&d, &bits, sizeof d);
+        if (std::isfinite(d)) vs.push_back(d);
+      }
+    }
+  }
+  for (double v : vs) {
+    char want[64];
+    const std::string w(want, std::to_chars(want, want + sizeof want, v).ptr);
+    std::string got;
+    AppendDouble(&got, v);
+    if (got != w) FAIL(("AppendDouble wrote \"" + got + "\" where to_chars writes \"" + w + "\"").c_str());
+  }
 }
 
 TEST(Encoder, NonFiniteBecomesNull) {

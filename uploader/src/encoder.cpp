@@ -95,10 +95,59 @@ void AppendJsonString(std::string* out, std::string_view s) {
   out->push_back('"');
 }
 
+namespace {
+
+// The text std::to_chars(double) writes for `v` when v is a decimal with at most 9 digits after
+// the point (most sensor readings: 21.37, -4.5, 1013): found without the general shortest-digits
+// search, and exactly the same bytes. Returns 0 when `v` is not such a value (the caller then uses
+// std::to_chars). For k = 0, 1, ... the closest k-decimal number n / 10^k is tried; the first
+// that parses back to v (n and 10^k are exact doubles and IEEE division rounds correctly, as
+// parsing does) has the fewest digits that round-trip. std::to_chars writes the shorter of fixed
+// and scientific notation (fixed on a tie): when scientific would be shorter, 0 is returned.
+size_t FastDecimal(double v, char* buf) {
+  static constexpr double kPow10[] = {1, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8, 1e9};
+  const double a = std::fabs(v);
+  if (!(a >= 1e-3 && a < 1e15)) return 0;  // also NaN; zero, tiny and huge values: to_chars
+  for (int k = 0; k <= 9; ++k) {
+    const double scaled = a * kPow10[k];
+    if (scaled >= 0x1p50) return 0;  // product no longer exact enough to round
+    const double n = std::nearbyint(scaled);
+    if (n / kPow10[k] != a) continue;
+    char digits[20] = {};
+    int len = 0;
+    for (uint64_t u = static_cast<uint64_t>(n); u; u /= 10) digits[len++] = static_cast<char>('0' + u % 10);
+    // digits[] holds the digits of n, least significant first. Significant digits: without the
+    // trailing zeros (only an integer, k = 0, can have them; n is never 0 here).
+    int zeros = 0;
+    while (zeros < len && digits[zeros] == '0') ++zeros;
+    const int sig = len - zeros;
+    const int fixed_len = k == 0 ? len : (len > k ? len + 1 : k + 2);
+    const int sci_len = sig + (sig > 1 ? 1 : 0) + 4;  // d[.ddd]e±XX (|exponent| < 100 here)
+    if (fixed_len > sci_len) return 0;
+    char* p = buf;
+    if (v < 0) *p++ = '-';
+    if (len > k) {
+      for (int i = len - 1; i >= k; --i) *p++ = digits[i];
+      if (k > 0) *p++ = '.';
+      for (int i = k - 1; i >= 0; --i) *p++ = digits[i];
+    } else {
+      *p++ = '0';
+      *p++ = '.';
+      for (int i = k; i > len; --i) *p++ = '0';
+      for (int i = len - 1; i >= 0; --i) *p++ = digits[i];
+    }
+    return static_cast<size_t>(p - buf);
+  }
+  return 0;
+}
+
+}  // namespace
+
 void AppendDouble(std::string* out, double v) {
   char buf[32];
-  auto res = std::to_chars(buf, buf + sizeof buf, v);
-  out->append(buf, res.ptr - buf);
+  size_t n = FastDecimal(v, buf);
+  if (n == 0) n = static_cast<size_t>(std::to_chars(buf, buf + sizeof buf, v).ptr - buf);
+  out->append(buf, n);
 }
 
 namespace {
