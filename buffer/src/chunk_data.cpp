@@ -4,8 +4,6 @@
 #include <climits>
 
 namespace edgepipe::buffer {
-namespace {
-
 uint64_t SeriesHash(std::string_view sensor, std::string_view unit, std::string_view source, ValueType type) {
   const std::hash<std::string_view> h;
   uint64_t k = h(sensor);
@@ -14,7 +12,18 @@ uint64_t SeriesHash(std::string_view sensor, std::string_view unit, std::string_
   return k * 0x9e3779b97f4a7c15ull ^ static_cast<uint64_t>(type);
 }
 
-}  // namespace
+void SeriesIndex::Insert(uint64_t hash, uint32_t series) {
+  if ((series + 1) * 2 > slots_.size()) {  // keep the table at most half full
+    std::vector<Slot> old = std::move(slots_);
+    slots_.assign(std::max<size_t>(16, old.size() * 2), Slot{});
+    for (const Slot& s : old)
+      if (s.series != kEmpty) Insert(s.hash, s.series);
+  }
+  const size_t mask = slots_.size() - 1;
+  size_t i = hash & mask;
+  while (slots_[i].series != kEmpty) i = (i + 1) & mask;
+  slots_[i] = Slot{hash, series};
+}
 
 uint64_t EstimateReadingBytes(size_t sensor, size_t unit, size_t source, size_t text) {
   return 72 + sensor + unit + source + text;
@@ -22,18 +31,13 @@ uint64_t EstimateReadingBytes(size_t sensor, size_t unit, size_t source, size_t 
 
 uint32_t ChunkData::SeriesFor(std::string_view sensor, std::string_view unit, std::string_view source, ValueType type) {
   const uint64_t key = SeriesHash(sensor, unit, source, type);
-  if (!index_.empty()) {
-    const size_t mask = index_.size() - 1;
-    for (size_t i = key & mask;; i = (i + 1) & mask) {
-      const Slot& slot = index_[i];
-      if (slot.series == kEmpty) break;
-      if (slot.hash != key) continue;
-      const SeriesColumns& s = series_[slot.series];
-      if (s.type == type && s.sensor == sensor && s.unit == unit && s.source == source) return slot.series;
-    }
-  }
+  const int64_t found = index_.Find(key, [&](uint32_t i) {
+    const SeriesColumns& s = series_[i];
+    return s.type == type && s.sensor == sensor && s.unit == unit && s.source == source;
+  });
+  if (found >= 0) return static_cast<uint32_t>(found);
   const uint32_t idx = static_cast<uint32_t>(series_.size());
-  IndexInsert(key, idx);
+  index_.Insert(key, idx);
   SeriesColumns& s = series_.emplace_back();
   s.sensor = sensor;
   s.unit = unit;
@@ -47,19 +51,6 @@ uint32_t ChunkData::SeriesFor(std::string_view sensor, std::string_view unit, st
   s.quality.reserve(kFirstCapacity);
   s.seq.reserve(kFirstCapacity);
   return idx;
-}
-
-void ChunkData::IndexInsert(uint64_t hash, uint32_t series) {
-  if ((series + 1) * 2 > index_.size()) {  // keep the table at most half full
-    std::vector<Slot> old = std::move(index_);
-    index_.assign(std::max<size_t>(16, old.size() * 2), Slot{});
-    for (const Slot& s : old)
-      if (s.series != kEmpty) IndexInsert(s.hash, s.series);
-  }
-  const size_t mask = index_.size() - 1;
-  size_t i = hash & mask;
-  while (index_[i].series != kEmpty) i = (i + 1) & mask;
-  index_[i] = Slot{hash, series};
 }
 
 void ChunkData::Append(const Reading& r) {
@@ -149,20 +140,35 @@ void ChunkData::AppendReadingsTo(std::vector<Reading>* out) const {
   }
 }
 
-void ChunkData::AppendColumnsTo(ReadingColumns* out) const {
+void ChunkData::AppendColumnsTo(ReadingColumns* out, SeriesIndex* index) const {
   const size_t first = out->size();
-  const uint32_t base = static_cast<uint32_t>(out->series.size());
   bool any_text = false;
-  for (const SeriesColumns& s : series_) {
-    out->series.push_back(ReadingColumns::Series{s.sensor, s.unit, s.source, s.type});
+  std::vector<uint32_t> map(series_.size());  // our series -> out's
+  for (size_t i = 0; i < series_.size(); ++i) {
+    const SeriesColumns& s = series_[i];
     any_text = any_text || !s.text.empty();
+    int64_t found = -1;
+    uint64_t hash = 0;
+    if (index) {
+      hash = SeriesHash(s.sensor, s.unit, s.source, s.type);
+      found = index->Find(hash, [&](uint32_t k) {
+        const ReadingColumns::Series& o = out->series[k];
+        return o.type == s.type && o.sensor == s.sensor && o.unit == s.unit && o.source == s.source;
+      });
+    }
+    if (found < 0) {
+      found = static_cast<int64_t>(out->series.size());
+      if (index) index->Insert(hash, static_cast<uint32_t>(found));
+      out->series.push_back(ReadingColumns::Series{s.sensor, s.unit, s.source, s.type});
+    }
+    map[i] = static_cast<uint32_t>(found);
   }
   if (any_text && out->text.empty()) out->text.resize(first);  // earlier readings had none
   std::vector<size_t> pos(series_.size(), 0);
   for (const uint32_t si : order_) {
     const SeriesColumns& s = series_[si];
     const size_t k = pos[si]++;
-    out->series_of.push_back(base + si);
+    out->series_of.push_back(map[si]);
     out->ts_us.push_back(s.ts[k]);
     out->value.push_back(s.value[k]);
     out->quality.push_back(s.quality[k]);
@@ -196,9 +202,9 @@ uint64_t ChunkData::EstimatedBytes() const {
 }
 
 size_t ChunkData::MemoryBytes() const {
-  size_t n = order_.capacity() * sizeof(uint32_t) + series_.capacity() * sizeof(SeriesColumns);
+  size_t n = order_.capacity() * sizeof(uint32_t) + series_.capacity() * sizeof(SeriesColumns) + index_.MemoryBytes();
   for (const SeriesColumns& s : series_) {
-    n += s.sensor.capacity() + s.unit.capacity() + s.source.capacity() + 3 * 48;  // + index entry
+    n += s.sensor.capacity() + s.unit.capacity() + s.source.capacity() + 3 * 48;
     n += s.ts.capacity() * 8 + s.value.capacity() * 8 + s.quality.capacity() * 4 + s.seq.capacity() * 8;
     n += s.text.capacity() * sizeof(std::string);
     for (const std::string& t : s.text) n += t.capacity() > 15 ? t.capacity() : 0;
@@ -216,10 +222,10 @@ SeriesColumns& ChunkData::AddSeries(std::string sensor, std::string unit, std::s
 }
 
 void ChunkData::Reindex() {
-  index_.clear();
+  index_.Clear();
   for (size_t i = 0; i < series_.size(); ++i) {
     const SeriesColumns& s = series_[i];
-    IndexInsert(SeriesHash(s.sensor, s.unit, s.source, s.type), static_cast<uint32_t>(i));
+    index_.Insert(SeriesHash(s.sensor, s.unit, s.source, s.type), static_cast<uint32_t>(i));
   }
 }
 

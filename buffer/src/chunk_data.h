@@ -14,6 +14,39 @@
 
 namespace edgepipe::buffer {
 
+// Hash of a series' (sensor, unit, source, type).
+uint64_t SeriesHash(std::string_view sensor, std::string_view unit, std::string_view source, ValueType type);
+
+// Series hash -> series number: open addressing with linear probing in a power-of-two table at
+// most half full (one probe in a flat array per lookup, no node to allocate). Entries with equal
+// hashes are told apart by the caller's comparison of the fields, so a lookup builds no key.
+class SeriesIndex {
+ public:
+  // The number of the series with this hash for which `same(number)` holds, or -1.
+  template <typename Same>
+  int64_t Find(uint64_t hash, Same&& same) const {
+    if (slots_.empty()) return -1;
+    const size_t mask = slots_.size() - 1;
+    for (size_t i = hash & mask;; i = (i + 1) & mask) {
+      const Slot& slot = slots_[i];
+      if (slot.series == kEmpty) return -1;
+      if (slot.hash == hash && same(slot.series)) return slot.series;
+    }
+  }
+  // Adds a series; `series` is the number of series indexed so far (numbers are 0, 1, 2, ...).
+  void Insert(uint64_t hash, uint32_t series);
+  void Clear() { slots_.clear(); }
+  size_t MemoryBytes() const { return slots_.capacity() * sizeof(Slot); }
+
+ private:
+  struct Slot {
+    uint64_t hash = 0;
+    uint32_t series = kEmpty;
+  };
+  static constexpr uint32_t kEmpty = UINT32_MAX;
+  std::vector<Slot> slots_;
+};
+
 // The readings of one series: same sensor, unit, source and value type, in stored order.
 struct SeriesColumns {
   std::string sensor, unit, source;
@@ -46,7 +79,9 @@ class ChunkData {
   void AppendReadingsTo(std::vector<Reading>* out) const;
   // The same, column by column (a batch leased with BatchPolicy::columns). Each of our series
   // becomes one more series of `out`.
-  void AppendColumnsTo(ReadingColumns* out) const;
+  // `index` (optional, kept by the caller for one `out`) merges our series into the ones `out`
+  // already has, so a batch of many chunks names each series once.
+  void AppendColumnsTo(ReadingColumns* out, SeriesIndex* index = nullptr) const;
 
   int64_t MinTs() const;
   int64_t MaxTs() const;
@@ -67,18 +102,8 @@ class ChunkData {
 
   std::vector<uint32_t> order_;
   std::vector<SeriesColumns> series_;
-  // Hash of (sensor, unit, source, type) -> index in series_, open addressing with linear
-  // probing in a power-of-two table at most half full (one cache line per lookup, no node to
-  // allocate); entries with equal hashes are told apart by comparing the fields. A lookup builds
-  // no key string.
-  struct Slot {
-    uint64_t hash = 0;
-    uint32_t series = kEmpty;
-  };
-  static constexpr uint32_t kEmpty = UINT32_MAX;
+  SeriesIndex index_;
   static constexpr size_t kFirstCapacity = 8;  // readings per column of a new series
-  std::vector<Slot> index_;
-  void IndexInsert(uint64_t hash, uint32_t series);
 };
 
 // Rough size of one reading as an NDJSON line.

@@ -252,6 +252,7 @@ Result<std::optional<Batch>> Store::Impl::LoadBatch(uint64_t id, bool columns) {
     else batch.readings.reserve(expect);
     Stmt c(db, "SELECT id, data FROM chunks WHERE batch_id = ? ORDER BY id");
     c.Bind(1, static_cast<int64_t>(id));
+    SeriesIndex series;  // each series named once in the batch, whatever the number of chunks
     while ((rc = c.Step()) == SQLITE_ROW) {
       Result<ChunkData> data = DecodeChunkData(c.Blob(1));
       if (!data.ok()) {
@@ -261,7 +262,7 @@ Result<std::optional<Batch>> Store::Impl::LoadBatch(uint64_t id, bool columns) {
         return LoadBatch(id, columns);  // the same batch without that chunk, with a gap record for it
       }
       if (columns) {
-        data->AppendColumnsTo(&batch.columns);
+        data->AppendColumnsTo(&batch.columns, &series);
       } else {
         data->AppendReadingsTo(&batch.readings);
       }

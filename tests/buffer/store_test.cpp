@@ -9,6 +9,7 @@
 #include <random>
 #include <limits>
 #include <set>
+#include <tuple>
 #include <thread>
 
 #include "edgepipe/core/log.h"
@@ -401,6 +402,7 @@ TEST(Store, ABatchLeasedAsColumnsHoldsTheSameReadingsAsOneLeasedAsReadings) {
     all.insert(all.end(), rs.begin(), rs.end());
     CHECK_TRUE(store->WaitDurable(*store->Append(rs)).ok());
   }
+  LONGS_EQUAL(6, store->GetStats().pending_chunks);  // one batch of six chunks
   BatchPolicy p = Policy(10'000);
   p.columns = true;
   auto b = store->LeaseBatch(p, true);
@@ -411,6 +413,10 @@ TEST(Store, ABatchLeasedAsColumnsHoldsTheSameReadingsAsOneLeasedAsReadings) {
   LONGS_EQUAL(all.size(), cols.reading_count());
   CHECK_TRUE(cols.columns.ToReadings() == all);
   LONGS_EQUAL(all.size(), cols.quality.passed);
+  // Each series is named once in the batch, not once per chunk it appears in.
+  std::set<std::tuple<std::string, std::string, std::string, ValueType>> distinct;
+  for (const Reading& r : all) distinct.emplace(r.sensor, r.unit, r.source, r.type);
+  LONGS_EQUAL(distinct.size(), cols.columns.series.size());
   // Released and leased again as readings: the same batch, the same readings and counts.
   CHECK_TRUE(store->ReleaseBatch(cols.id).ok());
   auto again = store->LeaseBatch(Policy(10'000), true);
