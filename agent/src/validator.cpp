@@ -33,16 +33,17 @@ struct Counters {
 };
 
 // The last kDuplicateWindow (timestamp, sequence, value fingerprint) triples of one sensor, FIFO.
+// The scalars first: a reading in order reads only them and writes one slot of each array.
 struct History {
-  std::array<int64_t, Validator::kDuplicateWindow> ts{};
-  std::array<uint64_t, Validator::kDuplicateWindow> fp{};
-  std::unique_ptr<std::array<uint64_t, Validator::kDuplicateWindow>> seq;  // only with duplicate_by != timestamp
   uint8_t size = 0;
   uint8_t next = 0;
   // Upper bounds of what the window holds (of all ever remembered): a reading above both cannot
   // repeat one in the window, which spares the scan for data arriving in order.
   int64_t max_ts = INT64_MIN;
   uint64_t max_seq = 0;
+  std::unique_ptr<std::array<uint64_t, Validator::kDuplicateWindow>> seq;  // only with duplicate_by != timestamp
+  std::array<int64_t, Validator::kDuplicateWindow> ts{};
+  std::array<uint64_t, Validator::kDuplicateWindow> fp{};
 };
 
 struct SensorState;
@@ -70,7 +71,8 @@ struct HistoryUndo {
 
 struct SensorState {
   const CompiledRules* rules = nullptr;
-  History hist;
+  const std::string* name = nullptr;  // the key of its map entry
+  SensorState* next_hint = nullptr;   // the sensor whose reading came after this one's last time
   Counters c;
   bool has_ts = false;  // max_ts valid
   int64_t max_ts = 0;
@@ -89,6 +91,7 @@ struct SensorState {
   // Forget(): the state before the Process() call numbered `saved_call`.
   uint64_t saved_call = 0;
   std::unique_ptr<SavedState> saved;
+  History hist;  // last: its arrays are 1 KiB, the fields above are read for every reading
 
   void Save(uint64_t call) {
     if (!saved) saved = std::make_unique<SavedState>();
@@ -168,7 +171,10 @@ struct Validator::State {
   ValidationConfig config;
   Clock& clock;
   bool clock_trusted = true;
-  std::unordered_map<std::string, SensorState> sensors;
+  // A sensor's state (~1.5 KiB, mostly its duplicate window) is held apart from the map's node:
+  // a lookup then walks small nodes (key, pointer, hash in one cache line) instead of touching
+  // the two ends of a 1.5 KiB node, which cost ~7 % of the agent's CPU with 800 sensors.
+  std::unordered_map<std::string, std::unique_ptr<SensorState>> sensors;
   std::map<std::vector<size_t>, std::unique_ptr<CompiledRules>> interned;
   const std::string* last_key = nullptr;
   SensorState* last_state = nullptr;
@@ -190,7 +196,17 @@ struct Validator::State {
 };
 
 SensorState& Validator::State::Lookup(const std::string& sensor) {
-  if (last_key && *last_key == sensor) return *last_state;
+  // Readings mostly come in a repeating order (a SenML pack names its sensors in the same order
+  // each time): the same sensor again, or the one that followed it last time, before hashing.
+  if (last_state) {
+    if (*last_key == sensor) return *last_state;
+    SensorState* guess = last_state->next_hint;
+    if (guess && *guess->name == sensor) {
+      last_key = guess->name;
+      last_state = guess;
+      return *guess;
+    }
+  }
   auto it = sensors.find(sensor);
   if (it == sensors.end()) {
     std::vector<size_t> hits;
@@ -204,16 +220,18 @@ SensorState& Validator::State::Lookup(const std::string& sensor) {
     }
     auto& rules = interned[hits];
     if (!rules) rules = std::make_unique<CompiledRules>(validation::Compile(config, hits));
-    it = sensors.emplace(sensor, SensorState{}).first;
-    SensorState& st = it->second;
+    it = sensors.emplace(sensor, std::make_unique<SensorState>()).first;
+    SensorState& st = *it->second;
+    st.name = &it->first;
     st.rules = rules.get();
     if (config.duplicate_by != DuplicateKey::kTimestamp)
       st.hist.seq = std::make_unique<std::array<uint64_t, kDuplicateWindow>>();
     if (rules->spike != RuleAction::kOff) st.window = std::make_unique<SpikeWindow>(rules->spike_p.window);
   }
+  if (last_state) last_state->next_hint = it->second.get();
   last_key = &it->first;
-  last_state = &it->second;
-  return it->second;
+  last_state = it->second.get();
+  return *it->second;
 }
 
 Dup Validator::State::CheckDuplicate(const Reading& r, const History& h, uint64_t fp) const {
@@ -579,10 +597,10 @@ ValidationStats Validator::stats() const {
 std::vector<SensorQuality> Validator::SensorReport() const {
   std::vector<SensorQuality> out;
   for (const auto& [name, st] : s_->sensors) {
-    if (!st.c.received) continue;
+    if (!st->c.received) continue;
     SensorQuality q;
     q.sensor = name;
-    Fill(q.counters, st.c);
+    Fill(q.counters, st->c);
     out.push_back(std::move(q));
   }
   std::sort(out.begin(), out.end(), [](const SensorQuality& a, const SensorQuality& b) { return a.sensor < b.sensor; });
