@@ -30,14 +30,34 @@ uint64_t EstimateReadingBytes(size_t sensor, size_t unit, size_t source, size_t 
 }
 
 uint32_t ChunkData::SeriesFor(std::string_view sensor, std::string_view unit, std::string_view source, ValueType type) {
-  const uint64_t key = SeriesHash(sensor, unit, source, type);
-  const int64_t found = index_.Find(key, [&](uint32_t i) {
+  auto same = [&](uint32_t i) {
     const SeriesColumns& s = series_[i];
     return s.type == type && s.sensor == sensor && s.unit == unit && s.source == source;
-  });
-  if (found >= 0) return static_cast<uint32_t>(found);
-  const uint32_t idx = static_cast<uint32_t>(series_.size());
-  index_.Insert(key, idx);
+  };
+  // Readings mostly come in a repeating order (a SenML pack names its sensors in the same order
+  // each time, a JSON array repeats one sensor): the series that followed the previous reading's
+  // series last time is tried before hashing.
+  if (last_ < series_.size()) {
+    if (next_.size() < series_.size()) next_.resize(series_.size(), kNoSeries);
+    const uint32_t guess = next_[last_];
+    if (guess != kNoSeries && same(guess)) return last_ = guess;
+    if (same(last_)) return last_;  // or the same series again
+  }
+  const uint64_t key = SeriesHash(sensor, unit, source, type);
+  int64_t found = index_.Find(key, same);
+  if (found < 0) {
+    found = static_cast<int64_t>(series_.size());
+    index_.Insert(key, static_cast<uint32_t>(found));
+    AddNewSeries(sensor, unit, source, type);
+  }
+  if (last_ < series_.size()) {
+    if (next_.size() < series_.size()) next_.resize(series_.size(), kNoSeries);
+    next_[last_] = static_cast<uint32_t>(found);
+  }
+  return last_ = static_cast<uint32_t>(found);
+}
+
+void ChunkData::AddNewSeries(std::string_view sensor, std::string_view unit, std::string_view source, ValueType type) {
   SeriesColumns& s = series_.emplace_back();
   s.sensor = sensor;
   s.unit = unit;
@@ -50,7 +70,6 @@ uint32_t ChunkData::SeriesFor(std::string_view sensor, std::string_view unit, st
   s.value.reserve(kFirstCapacity);
   s.quality.reserve(kFirstCapacity);
   s.seq.reserve(kFirstCapacity);
-  return idx;
 }
 
 void ChunkData::Append(const Reading& r) {
@@ -202,7 +221,8 @@ uint64_t ChunkData::EstimatedBytes() const {
 }
 
 size_t ChunkData::MemoryBytes() const {
-  size_t n = order_.capacity() * sizeof(uint32_t) + series_.capacity() * sizeof(SeriesColumns) + index_.MemoryBytes();
+  size_t n = order_.capacity() * sizeof(uint32_t) + series_.capacity() * sizeof(SeriesColumns) + index_.MemoryBytes() +
+             next_.capacity() * sizeof(uint32_t);
   for (const SeriesColumns& s : series_) {
     n += s.sensor.capacity() + s.unit.capacity() + s.source.capacity() + 3 * 48;
     n += s.ts.capacity() * 8 + s.value.capacity() * 8 + s.quality.capacity() * 4 + s.seq.capacity() * 8;

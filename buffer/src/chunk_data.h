@@ -102,7 +102,14 @@ class ChunkData {
 
   std::vector<uint32_t> order_;
   std::vector<SeriesColumns> series_;
+  void AddNewSeries(std::string_view sensor, std::string_view unit, std::string_view source, ValueType type);
+
   SeriesIndex index_;
+  // The series of the last reading appended, and per series the one that came after it last
+  // time (kNoSeries: none yet): a guess tried before the hash table.
+  static constexpr uint32_t kNoSeries = UINT32_MAX;
+  uint32_t last_ = kNoSeries;
+  std::vector<uint32_t> next_;
   static constexpr size_t kFirstCapacity = 8;  // readings per column of a new series
 };
 
