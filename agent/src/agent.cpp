@@ -35,7 +35,7 @@ Result<uint64_t> Ingest::AppendWithState(std::span<const Reading> readings, cons
   std::lock_guard<std::mutex> lock(mu_);
   // Scratch vectors kept between calls (under the lock): no allocation per message. The
   // readings that pass stay in `passed` (validated in place).
-  std::vector<Reading>& passed = scratch_in_;
+  std::vector<Reading>& passed = scratch_passed_;
   std::vector<QuarantineRecord>& rejected = scratch_rejected_;
   passed.assign(readings.begin(), readings.end());
   rejected.clear();

@@ -508,26 +508,8 @@ void Validator::Seed(const std::vector<Reading>& stored) {
 void Validator::SetClockTrusted(bool trusted) { s_->clock_trusted = trusted; }
 
 void Validator::Process(std::vector<Reading>& in, std::vector<Reading>* passed, std::vector<QuarantineRecord>* rejected) {
-  passed->reserve(passed->size() + in.size());
-  const int64_t now = s_->clock.SystemNowUs();
-  ++s_->call;
-  s_->touched.clear();
-  s_->history_undo.clear();
-  s_->total_before = s_->total;
-  QuarantineRecord q;
-  for (Reading& r : in) {
-    switch (s_->ProcessOne(r, now, &q)) {
-      case Outcome::kPass:
-        passed->push_back(std::move(r));
-        break;
-      case Outcome::kReject:
-        rejected->push_back(std::move(q));
-        q = QuarantineRecord();
-        break;
-      case Outcome::kDrop:
-        break;
-    }
-  }
+  Process(in, rejected);
+  passed->insert(passed->end(), std::make_move_iterator(in.begin()), std::make_move_iterator(in.end()));
   in.clear();
 }
 

@@ -77,10 +77,10 @@ class ChunkData {
   std::vector<Reading> ToReadings() const;
   // Appends the readings, in stored order, to `out` (a batch being loaded: no temporary vector).
   void AppendReadingsTo(std::vector<Reading>* out) const;
-  // The same, column by column (a batch leased with BatchPolicy::columns). Each of our series
-  // becomes one more series of `out`.
-  // `index` (optional, kept by the caller for one `out`) merges our series into the ones `out`
-  // already has, so a batch of many chunks names each series once.
+  // The same, column by column (a batch leased with BatchPolicy::columns). Without `index`, each
+  // of our series becomes one more series of `out`; with it (kept by the caller for one `out`),
+  // our series are merged into the ones `out` already has, so a batch of many chunks names each
+  // series once.
   void AppendColumnsTo(ReadingColumns* out, SeriesIndex* index = nullptr) const;
 
   int64_t MinTs() const;
@@ -99,11 +99,10 @@ class ChunkData {
 
  private:
   uint32_t SeriesFor(std::string_view sensor, std::string_view unit, std::string_view source, ValueType type);
+  void AddNewSeries(std::string_view sensor, std::string_view unit, std::string_view source, ValueType type);
 
   std::vector<uint32_t> order_;
   std::vector<SeriesColumns> series_;
-  void AddNewSeries(std::string_view sensor, std::string_view unit, std::string_view source, ValueType type);
-
   SeriesIndex index_;
   // The series of the last reading appended, and per series the one that came after it last
   // time (kNoSeries: none yet): a guess tried before the hash table.

@@ -67,7 +67,7 @@ class Ingest final : public ReadingSink {
   ReadingSink& buffer_;
   std::map<std::string, uint64_t> source_rejects_;  // quarantined by sources (parse errors, ...)
   AcceptedHook accepted_hook_;
-  std::vector<Reading> scratch_in_;  // AppendWithState's, reused under mu_
+  std::vector<Reading> scratch_passed_;  // AppendWithState's, reused under mu_
   std::vector<QuarantineRecord> scratch_rejected_;
 };
 
