@@ -1,0 +1,54 @@
+#!/usr/bin/env bash
+# A/B of two agent binaries on the MQTT input benchmark (docs/benchmarks.md, "MQTT input").
+#   usage: bench/mqtt/ab.sh OLD_EDGEPIPE [NEW_EDGEPIPE] [BUILD_DIR]
+#          (NEW_EDGEPIPE default BUILD_DIR/bin/edgepipe; BUILD_DIR default build: its mqtt_bench)
+#   environment: PAIRS (runs of each binary per scenario, default 5), ONLY (an extended regex of
+#                the scenario labels of run.sh, default 'qos0 senml50'), and run.sh's sizes.
+# A shared VM's speed drifts by tens of per cent within minutes, more than most changes are
+# worth, so the two binaries run alternately, one run each, through run.sh with the same queue
+# shape; each binary's runs are printed sorted with their median, and the ratio of the medians
+# (new / old) and of the cheapest runs (noise only ever adds CPU time).
+set -euo pipefail
+OLD=$(realpath -m "${1:?usage: bench/mqtt/ab.sh OLD_EDGEPIPE [NEW_EDGEPIPE] [BUILD_DIR]}")
+B=$(realpath -m "${3:-build}")
+NEW=$(realpath -m "${2:-$B/bin/edgepipe}")
+for bin in "$OLD" "$NEW"; do
+  [ -x "$bin" ] || { echo "ab.sh: $bin is not an executable edgepipe binary" >&2; exit 2; }
+done
+[ -x "$B/bench/mqtt_bench" ] || { echo "ab.sh: $B/bench/mqtt_bench not built (cmake --build $B --target mqtt_bench)" >&2; exit 2; }
+PAIRS=${PAIRS:-5}
+ONLY=${ONLY:-qos0 senml50}
+HERE=$(dirname "$(realpath "$0")")
+OUT=$(mktemp)
+trap 'rm -f "$OUT"' EXIT
+for _ in $(seq "$PAIRS"); do
+  for side in old new; do
+    bin=$OLD; [ "$side" = new ] && bin=$NEW
+    # run.sh prints "floor: ..." lines, then one result line per agent run ("<name>: ...").
+    EDGEPIPE=$bin ONLY=$ONLY REPEAT=1 "$HERE/run.sh" "$B" 2>&1 |
+      grep -E '^[a-z0-9-]+: messages=' | grep -v '^floor:' | sed "s/^/$side /" >> "$OUT" || true
+  done
+done
+python3 - "$OUT" "$OLD" "$NEW" <<'PY'
+import re, statistics, sys
+path, old, new = sys.argv[1:4]
+runs = {}  # (scenario, side) -> [figure]
+unit = {}
+for line in open(path):
+    side, name, rest = re.match(r"(old|new) ([^:]+): (.*)", line.strip()).groups()
+    readings = int(re.search(r"readings=(\d+)", rest).group(1))
+    messages = int(re.search(r"messages=(\d+)", rest).group(1))
+    key = "us_per_reading" if readings > messages else "us_per_msg"
+    unit[name] = "µs/reading" if readings > messages else "µs/message"
+    runs.setdefault((name, side), []).append(float(re.search(key + r"=([0-9.]+)", rest).group(1)))
+print(f"old = {old}\nnew = {new}")
+for name in sorted({n for n, _ in runs}):
+    o, n = sorted(runs.get((name, "old"), [])), sorted(runs.get((name, "new"), []))
+    if not o or not n:
+        print(f"{name}: missing runs (old {len(o)}, new {len(n)})")
+        continue
+    print(f"{name} ({unit[name]}, agent CPU)")
+    print(f"  old: {' '.join(f'{v:g}' for v in o)}  median {statistics.median(o):g}")
+    print(f"  new: {' '.join(f'{v:g}' for v in n)}  median {statistics.median(n):g}")
+    print(f"  new/old: medians {statistics.median(n) / statistics.median(o):.2f}, cheapest runs {n[0] / o[0]:.2f}")
+PY
