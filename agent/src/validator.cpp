@@ -184,6 +184,7 @@ struct Validator::State {
   uint64_t call = 0;
   std::vector<SensorState*> touched;
   std::vector<HistoryUndo> history_undo;  // duplicate-window slots this call overwrote, in order
+  bool journal = false;                   // Remember() journals (inside Process())
   Counters total_before;
 
   SensorState& Lookup(const std::string& sensor);
@@ -246,7 +247,8 @@ Dup Validator::State::CheckDuplicate(const Reading& r, const History& h, uint64_
 }
 
 void Validator::State::Remember(History& h, const Reading& r, uint64_t fp) {
-  history_undo.push_back(
+  if (journal)  // only within Process(): Seed() has nothing to undo
+    history_undo.push_back(
       {&h, h.ts[h.next], h.max_ts, h.fp[h.next], h.seq ? (*h.seq)[h.next] : 0, h.max_seq, h.next, h.size});
   h.ts[h.next] = r.ts_us;
   h.fp[h.next] = fp;
@@ -519,6 +521,7 @@ void Validator::Process(std::vector<Reading>& readings, std::vector<QuarantineRe
   s_->touched.clear();
   s_->history_undo.clear();
   s_->total_before = s_->total;
+  s_->journal = true;
   QuarantineRecord q;
   size_t kept = 0;
   for (size_t i = 0; i < readings.size(); ++i) {
@@ -536,6 +539,7 @@ void Validator::Process(std::vector<Reading>& readings, std::vector<QuarantineRe
     }
   }
   readings.resize(kept);
+  s_->journal = false;
 }
 
 void Validator::Forget() {

@@ -40,7 +40,7 @@ uint32_t ChunkData::SeriesFor(std::string_view sensor, std::string_view unit, st
   if (last_ < series_.size()) {
     if (next_.size() < series_.size()) next_.resize(series_.size(), kNoSeries);
     const uint32_t guess = next_[last_];
-    if (guess != kNoSeries && same(guess)) return last_ = guess;
+    if (guess < series_.size() && same(guess)) return last_ = guess;  // kNoSeries is never below
     if (same(last_)) return last_;  // or the same series again
   }
   const uint64_t key = SeriesHash(sensor, unit, source, type);
