@@ -1,5 +1,7 @@
 #include "column_codec.h"
 
+#include "edgepipe/core/decimal.h"
+
 #include <bit>
 #include <cmath>
 #include <cstring>
@@ -8,8 +10,6 @@
 namespace edgepipe::buffer {
 namespace {
 
-constexpr double kPow10[kMaxDecimalExponent + 1] = {1e0,  1e1,  1e2,  1e3,  1e4,  1e5,  1e6,  1e7,  1e8, 1e9,
-                                                    1e10, 1e11, 1e12, 1e13, 1e14, 1e15, 1e16, 1e17, 1e18};
 constexpr int64_t kPow10Int[7] = {1, 10, 100, 1000, 10000, 100000, 1000000};
 // Integers beyond 2^53 are not all representable as doubles; the decimal path stays below.
 constexpr double kMaxExactInt = 9007199254740992.0;
@@ -35,16 +35,7 @@ int64_t WrapAdd(int64_t a, int64_t b) { return static_cast<int64_t>(static_cast<
 int64_t WrapMul(int64_t a, int64_t b) { return static_cast<int64_t>(static_cast<uint64_t>(a) * static_cast<uint64_t>(b)); }
 
 // The scaled integer of `v` at exponent `e`, when it reproduces `v` exactly.
-bool ScaledInt(double v, int e, int64_t* out) {
-  double s = v * kPow10[e];
-  if (!(std::fabs(s) <= kMaxExactInt)) return false;  // also rejects NaN
-  int64_t n = static_cast<int64_t>(std::nearbyint(s));
-  // IEEE division is correctly rounded: n / 10^e is the double nearest to the decimal n·10^-e,
-  // which is exactly what strtod returned for that decimal text.
-  if (Bits(static_cast<double>(n) / kPow10[e]) != Bits(v)) return false;
-  *out = n;
-  return true;
-}
+bool ScaledInt(double v, int e, int64_t* out) { return ScaledDecimal(v, e, kMaxExactInt, out); }
 
 size_t XorCost(std::span<const double> values) {
   size_t cost = 1;
@@ -130,7 +121,7 @@ void EncodeXor(std::string* out, std::span<const double> values) {
 int MinDecimalExponent(double value) {
   if (!std::isfinite(value)) return -1;
   for (int e = 0; e <= kMaxDecimalExponent; ++e) {
-    if (!(std::fabs(value * kPow10[e]) <= kMaxExactInt)) return -1;
+    if (!(std::fabs(value * Pow10(e)) <= kMaxExactInt)) return -1;
     int64_t n;
     if (ScaledInt(value, e, &n)) return e;
   }
@@ -271,7 +262,7 @@ bool DecodeValues(ByteReader& in, std::span<double> values) {
   for (size_t i = 0; i < values.size() && in.ok(); ++i) {
     if (is_exc[i]) continue;
     prev = WrapAdd(prev, UnZigZag(in.Varint()));
-    values[i] = static_cast<double>(prev) / kPow10[e];
+    values[i] = static_cast<double>(prev) / Pow10(e);
   }
   return in.ok();
 }

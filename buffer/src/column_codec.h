@@ -6,6 +6,7 @@
 #include <span>
 #include <string>
 
+#include "edgepipe/core/decimal.h"
 #include "varint.h"
 
 namespace edgepipe::buffer {
@@ -31,7 +32,6 @@ bool DecodeSeq(ByteReader& in, std::span<uint64_t> seq);
 
 // The decimal exponent used for `value` alone: the smallest e in [0, kMaxDecimalExponent] with
 // (double)llround(value * 10^e) / 10^e == value bit for bit, or -1 when none exists.
-constexpr int kMaxDecimalExponent = 18;
-int MinDecimalExponent(double value);
+int MinDecimalExponent(double value);  // (kMaxDecimalExponent: edgepipe/core/decimal.h)
 
 }  // namespace edgepipe::buffer

@@ -4,6 +4,7 @@
 #include <cmath>
 #include <cstring>
 
+#include "edgepipe/core/decimal.h"
 #include "edgepipe/core/time_util.h"
 
 namespace edgepipe::uploader {
@@ -105,14 +106,12 @@ namespace {
 // parsing does) has the fewest digits that round-trip. std::to_chars writes the shorter of fixed
 // and scientific notation (fixed on a tie): when scientific would be shorter, 0 is returned.
 size_t FastDecimal(double v, char* buf) {
-  static constexpr double kPow10[] = {1, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8, 1e9};
   const double a = std::fabs(v);
   if (!(a >= 1e-3 && a < 1e15)) return 0;  // also NaN; zero, tiny and huge values: to_chars
   for (int k = 0; k <= 9; ++k) {
-    const double scaled = a * kPow10[k];
-    if (scaled >= 0x1p50) return 0;  // product no longer exact enough to round
-    const double n = std::nearbyint(scaled);
-    if (n / kPow10[k] != a) continue;
+    // Below 2^50 after scaling, n is the closest k-decimal to a (edgepipe/core/decimal.h).
+    int64_t n;
+    if (!ScaledDecimal(a, k, 0x1p50, &n)) continue;
     char digits[20] = {};
     int len = 0;
     for (uint64_t u = static_cast<uint64_t>(n); u; u /= 10) digits[len++] = static_cast<char>('0' + u % 10);
