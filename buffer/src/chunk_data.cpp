@@ -37,8 +37,8 @@ uint32_t ChunkData::SeriesFor(std::string_view sensor, std::string_view unit, st
   // Readings mostly come in a repeating order (a SenML pack names its sensors in the same order
   // each time, a JSON array repeats one sensor): the series that followed the previous reading's
   // series last time is tried before hashing.
-  if (last_ < series_.size()) {
-    if (next_.size() < series_.size()) next_.resize(series_.size(), kNoSeries);
+  const bool have_last = last_ < series_.size() && last_ < next_.size();
+  if (have_last) {
     const uint32_t guess = next_[last_];
     if (guess < series_.size() && same(guess)) return last_ = guess;  // kNoSeries is never below
     if (same(last_)) return last_;  // or the same series again
@@ -50,15 +50,13 @@ uint32_t ChunkData::SeriesFor(std::string_view sensor, std::string_view unit, st
     index_.Insert(key, static_cast<uint32_t>(found));
     AddNewSeries(sensor, unit, source, type);
   }
-  if (last_ < series_.size()) {
-    if (next_.size() < series_.size()) next_.resize(series_.size(), kNoSeries);
-    next_[last_] = static_cast<uint32_t>(found);
-  }
+  if (have_last) next_[last_] = static_cast<uint32_t>(found);
   return last_ = static_cast<uint32_t>(found);
 }
 
 void ChunkData::AddNewSeries(std::string_view sensor, std::string_view unit, std::string_view source, ValueType type) {
   SeriesColumns& s = series_.emplace_back();
+  next_.push_back(kNoSeries);
   s.sensor = sensor;
   s.unit = unit;
   s.source = source;
@@ -243,6 +241,7 @@ SeriesColumns& ChunkData::AddSeries(std::string sensor, std::string unit, std::s
 
 void ChunkData::Reindex() {
   index_.Clear();
+  next_.assign(series_.size(), kNoSeries);
   for (size_t i = 0; i < series_.size(); ++i) {
     const SeriesColumns& s = series_[i];
     index_.Insert(SeriesHash(s.sensor, s.unit, s.source, s.type), static_cast<uint32_t>(i));

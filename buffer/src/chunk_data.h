@@ -105,7 +105,8 @@ class ChunkData {
   std::vector<SeriesColumns> series_;
   SeriesIndex index_;
   // The series of the last reading appended, and per series the one that came after it last
-  // time (kNoSeries: none yet): a guess tried before the hash table.
+  // time (kNoSeries: none yet): a guess tried before the hash table. One entry per series
+  // (AddNewSeries, Reindex).
   static constexpr uint32_t kNoSeries = UINT32_MAX;
   uint32_t last_ = kNoSeries;
   std::vector<uint32_t> next_;
