@@ -159,6 +159,7 @@ struct RowView {
   double value;
   ValueType type;
   uint32_t quality;
+  int64_t series;  // index in batch.columns.series, or -1 for a reading of batch.readings
 };
 
 template <typename Fn>
@@ -166,9 +167,10 @@ void ForEachRow(const Batch& batch, Fn&& fn) {
   const ReadingColumns& c = batch.columns;
   for (size_t i = 0; i < c.size(); ++i) {
     const ReadingColumns::Series& s = c.SeriesOf(i);
-    fn(RowView{s.sensor, s.unit, s.source, c.TextOf(i), c.ts_us[i], c.value[i], s.type, c.quality[i]});
+    fn(RowView{s.sensor, s.unit, s.source, c.TextOf(i), c.ts_us[i], c.value[i], s.type, c.quality[i], c.series_of[i]});
   }
-  for (const Reading& r : batch.readings) fn(RowView{r.sensor, r.unit, r.source, r.text, r.ts_us, r.value, r.type, r.quality});
+  for (const Reading& r : batch.readings)
+    fn(RowView{r.sensor, r.unit, r.source, r.text, r.ts_us, r.value, r.type, r.quality, -1});
 }
 
 void AppendQualityJson(std::string* out, uint32_t q) {
@@ -277,23 +279,20 @@ void EncodeNdjson(const EncodeContext& ctx, const Batch& batch, std::string* out
   const std::string prefix = RecordPrefix(ctx);
   out->reserve(out->size() + batch.reading_count() * (prefix.size() + 96));
   TimestampText ts;
-  // Column form: each series' fixed text rendered on its first reading.
-  const ReadingColumns& c = batch.columns;
-  std::vector<SeriesText> text(c.series.size());
-  std::vector<bool> rendered(c.series.size());
-  for (size_t i = 0; i < c.size(); ++i) {
-    const uint32_t si = c.series_of[i];
-    const ReadingColumns::Series& s = c.series[si];
-    if (!rendered[si]) {
-      text[si] = RenderSeries(prefix, s.sensor, s.unit, s.source, s.type);
-      rendered[si] = true;
+  // Each series' fixed text rendered on its first reading (readings of batch.readings: per row).
+  std::vector<SeriesText> text(batch.columns.series.size());
+  std::vector<bool> rendered(batch.columns.series.size());
+  ForEachRow(batch, [&](const RowView& r) {
+    if (r.series < 0) {
+      AppendNdjsonRow(out, RenderSeries(prefix, r.sensor, r.unit, r.source, r.type), ts, r);
+      return;
     }
-    AppendNdjsonRow(out, text[si], ts,
-                    RowView{s.sensor, s.unit, s.source, c.TextOf(i), c.ts_us[i], c.value[i], s.type, c.quality[i]});
-  }
-  for (const Reading& r : batch.readings)
-    AppendNdjsonRow(out, RenderSeries(prefix, r.sensor, r.unit, r.source, r.type), ts,
-                    RowView{r.sensor, r.unit, r.source, r.text, r.ts_us, r.value, r.type, r.quality});
+    if (!rendered[r.series]) {
+      text[r.series] = RenderSeries(prefix, r.sensor, r.unit, r.source, r.type);
+      rendered[r.series] = true;
+    }
+    AppendNdjsonRow(out, text[r.series], ts, r);
+  });
 }
 
 // RFC 4180 field: quoted when it holds a separator, quote or line break.
