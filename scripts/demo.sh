@@ -34,8 +34,10 @@ echo
 echo "Look at them:"
 echo "  find $OUTBOX -name '*.zst'"
 echo "  zstd -dc $first | head -n 3"
-[ -n "$first" ] && zstd -dcq "$first" | head -n 3 | sed 's/^/    /'
-[ -n "$qobjects" ] && echo "  zstd -dc $(echo "$qobjects" | head -n 1)" && zstd -dcq "$(echo "$qobjects" | head -n 1)" | head -n 2 | sed 's/^/    /'
+# (head stops reading after its lines: zstd's write then fails with SIGPIPE, which pipefail would
+# turn into the script's exit status once an object decompresses to more than a pipe buffer.)
+[ -n "$first" ] && head -n 3 < <(zstd -dcq "$first") | sed 's/^/    /'
+[ -n "$qobjects" ] && echo "  zstd -dc $(echo "$qobjects" | head -n 1)" && head -n 2 < <(zstd -dcq "$(echo "$qobjects" | head -n 1)") | sed 's/^/    /'
 echo "  build/bin/edgepipe status --config <(build/bin/edgepipe default-config --state-dir $DEMO_DIR)"
 echo "  duckdb -c \"SELECT sensor, count(*), avg(value) FROM read_ndjson('$OUTBOX/device=*/date=*/hour=*/*.ndjson.zst', hive_partitioning=true) GROUP BY sensor\""
 if [ "$reported" != "?" ] && [ "$reported" != "$lines" ]; then
