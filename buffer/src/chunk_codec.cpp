@@ -71,11 +71,12 @@ std::string BuildPayload(const ChunkData& data, ChunkColumnSizes* sizes) {
   return out;
 }
 
-Result<std::string> Decompress(std::string_view z) {
+// Into `raw` (its memory reused; resized to the content size).
+Status Decompress(std::string_view z, std::string& raw) {
   unsigned long long size = ZSTD_getFrameContentSize(z.data(), z.size());
   if (size == ZSTD_CONTENTSIZE_ERROR || size == ZSTD_CONTENTSIZE_UNKNOWN || size > kMaxDecompressed)
     return DataLossError("chunk: bad zstd frame header");
-  std::string raw(size, '\0');
+  raw.resize(size);
   // One context per thread, reused: ZSTD_decompress() allocates and initialises a fresh one
   // (about 100 KiB) per call, which cost more than decoding a small chunk.
   struct DCtxFree {
@@ -87,10 +88,11 @@ Result<std::string> Decompress(std::string_view z) {
   if (ZSTD_isError(n) || n != size)
     return DataLossError(std::string("chunk: zstd decompression failed: ") +
                          (ZSTD_isError(n) ? ZSTD_getErrorName(n) : "size mismatch"));
-  return raw;
+  return Status::Ok();
 }
 
-Result<ChunkData> DecodeV2(std::string_view raw) {
+// Into `data`, which is empty.
+Status DecodeV2(std::string_view raw, ChunkData& data) {
   ByteReader in(raw);
   const uint64_t n = in.Varint();
   const uint64_t nseries = in.Varint();
@@ -98,12 +100,11 @@ Result<ChunkData> DecodeV2(std::string_view raw) {
   // count beyond that is damage, caught before allocating for it.
   if (!in.ok() || n > kMaxChunkReadings || n > raw.size() / 2 + 1 || nseries > n || (n > 0 && nseries == 0))
     return DataLossError("chunk: bad reading or series count");
-  ChunkData data;
   for (uint64_t i = 0; i < nseries; ++i) {
-    std::string sensor(in.String()), unit(in.String()), source(in.String());
+    std::string_view sensor = in.String(), unit = in.String(), source = in.String();
     uint8_t type = in.Byte();
     if (!in.ok() || type > static_cast<uint8_t>(ValueType::kString)) return DataLossError("chunk: bad series header");
-    data.AddSeries(std::move(sensor), std::move(unit), std::move(source), static_cast<ValueType>(type));
+    data.AddSeries(sensor, unit, source, static_cast<ValueType>(type));
   }
   const int64_t base = n > 0 ? UnZigZag(in.Varint()) : 0;
   std::vector<uint32_t>& order = data.mutable_order();
@@ -147,7 +148,7 @@ Result<ChunkData> DecodeV2(std::string_view raw) {
   }
   if (!in.ok() || !in.AtEnd()) return DataLossError("chunk: truncated or trailing bytes");
   data.Reindex();
-  return data;
+  return Status::Ok();
 }
 
 Result<std::vector<Reading>> DecodeV1(std::string_view raw) {
@@ -247,18 +248,30 @@ std::string EncodeChunkV1ForTest(std::span<const Reading> readings) {
   return out;
 }
 
-Result<ChunkData> DecodeChunkData(std::string_view chunk) {
+Status DecodeChunkDataInto(std::string_view chunk, ChunkData* data, std::string* scratch) {
+  data->Clear();
   if (chunk.empty()) return DataLossError("empty chunk");
   const uint8_t version = static_cast<uint8_t>(chunk[0]);
   if (version != kChunkFormatV1 && version != kChunkFormatV2)
     return DataLossError("unknown chunk format version " + std::to_string(version));
-  Result<std::string> raw = Decompress(chunk.substr(1));
-  if (!raw.ok()) return raw.status();
-  if (version == kChunkFormatV2) return DecodeV2(*raw);
-  Result<std::vector<Reading>> rs = DecodeV1(*raw);
-  if (!rs.ok()) return rs.status();
+  std::string own;
+  std::string& raw = scratch ? *scratch : own;
+  EP_RETURN_IF_ERROR(Decompress(chunk.substr(1), raw));
+  Status s;
+  if (version == kChunkFormatV2) {
+    s = DecodeV2(raw, *data);
+  } else {
+    Result<std::vector<Reading>> rs = DecodeV1(raw);
+    if (rs.ok()) data->Append(*rs);
+    else s = rs.status();
+  }
+  if (!s.ok()) data->Clear();  // nothing half-decoded is left for the caller
+  return s;
+}
+
+Result<ChunkData> DecodeChunkData(std::string_view chunk) {
   ChunkData data;
-  data.Append(*rs);
+  EP_RETURN_IF_ERROR(DecodeChunkDataInto(chunk, &data, nullptr));
   return data;
 }
 

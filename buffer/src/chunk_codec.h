@@ -54,6 +54,10 @@ std::string EncodeChunkV1ForTest(std::span<const Reading> readings);
 // Decodes a chunk produced by any supported version. kDataLoss when it is damaged (bad version,
 // zstd frame or checksum, truncated or inconsistent columns); never crashes on any input.
 Result<ChunkData> DecodeChunkData(std::string_view chunk);
+// The same into `data` (cleared first, its memory reused, left empty on an error), with the
+// decompressed payload in `scratch` when given (reused too): a batch loader decoding chunk after
+// chunk allocates nothing once its first chunks have been decoded.
+Status DecodeChunkDataInto(std::string_view chunk, ChunkData* data, std::string* scratch);
 Result<std::vector<Reading>> DecodeChunk(std::string_view chunk);
 
 // The uncompressed payload of a v2 chunk, for tests and benchmarks that report how much each

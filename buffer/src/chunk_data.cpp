@@ -54,8 +54,31 @@ uint32_t ChunkData::SeriesFor(std::string_view sensor, std::string_view unit, st
   return last_ = static_cast<uint32_t>(found);
 }
 
+SeriesColumns& ChunkData::NewSeries() {
+  if (spare_.empty()) return series_.emplace_back();
+  SeriesColumns& s = series_.emplace_back(std::move(spare_.back()));
+  spare_.pop_back();
+  return s;
+}
+
+void ChunkData::Clear() {
+  for (SeriesColumns& s : series_) {
+    s.ts.clear();
+    s.value.clear();
+    s.quality.clear();
+    s.seq.clear();
+    s.text.clear();
+    spare_.push_back(std::move(s));
+  }
+  series_.clear();
+  order_.clear();
+  index_.Clear();
+  next_.clear();
+  last_ = kNoSeries;
+}
+
 void ChunkData::AddNewSeries(std::string_view sensor, std::string_view unit, std::string_view source, ValueType type) {
-  SeriesColumns& s = series_.emplace_back();
+  SeriesColumns& s = NewSeries();
   next_.push_back(kNoSeries);
   s.sensor = sensor;
   s.unit = unit;
@@ -220,21 +243,25 @@ uint64_t ChunkData::EstimatedBytes() const {
 
 size_t ChunkData::MemoryBytes() const {
   size_t n = order_.capacity() * sizeof(uint32_t) + series_.capacity() * sizeof(SeriesColumns) + index_.MemoryBytes() +
-             next_.capacity() * sizeof(uint32_t);
-  for (const SeriesColumns& s : series_) {
-    n += s.sensor.capacity() + s.unit.capacity() + s.source.capacity() + 3 * 48;
-    n += s.ts.capacity() * 8 + s.value.capacity() * 8 + s.quality.capacity() * 4 + s.seq.capacity() * 8;
-    n += s.text.capacity() * sizeof(std::string);
-    for (const std::string& t : s.text) n += t.capacity() > 15 ? t.capacity() : 0;
-  }
+             next_.capacity() * sizeof(uint32_t) + spare_.capacity() * sizeof(SeriesColumns);
+  auto series_bytes = [](const SeriesColumns& s) {
+    size_t b = s.sensor.capacity() + s.unit.capacity() + s.source.capacity() + 3 * 48;
+    b += s.ts.capacity() * 8 + s.value.capacity() * 8 + s.quality.capacity() * 4 + s.seq.capacity() * 8;
+    b += s.text.capacity() * sizeof(std::string);
+    for (const std::string& t : s.text) b += t.capacity() > 15 ? t.capacity() : 0;
+    return b;
+  };
+  for (const SeriesColumns& s : series_) n += series_bytes(s);
+  for (const SeriesColumns& s : spare_) n += series_bytes(s);
   return n;
 }
 
-SeriesColumns& ChunkData::AddSeries(std::string sensor, std::string unit, std::string source, ValueType type) {
-  SeriesColumns& s = series_.emplace_back();
-  s.sensor = std::move(sensor);
-  s.unit = std::move(unit);
-  s.source = std::move(source);
+SeriesColumns& ChunkData::AddSeries(std::string_view sensor, std::string_view unit, std::string_view source,
+                                     ValueType type) {
+  SeriesColumns& s = NewSeries();
+  s.sensor = sensor;  // assigned, not moved in: a reused series keeps its strings' capacity
+  s.unit = unit;
+  s.source = source;
   s.type = type;
   return s;
 }

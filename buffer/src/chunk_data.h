@@ -4,6 +4,7 @@
 // encoder writes it without building Reading objects.
 #pragma once
 
+#include <algorithm>
 #include <cstdint>
 #include <span>
 #include <string>
@@ -35,7 +36,8 @@ class SeriesIndex {
   }
   // Adds a series; `series` is the number of series indexed so far (numbers are 0, 1, 2, ...).
   void Insert(uint64_t hash, uint32_t series);
-  void Clear() { slots_.clear(); }
+  // Empties the table, keeping its size (a chunk refilled with as many series rehashes nothing).
+  void Clear() { std::fill(slots_.begin(), slots_.end(), Slot{}); }
   size_t MemoryBytes() const { return slots_.capacity() * sizeof(Slot); }
 
  private:
@@ -91,11 +93,15 @@ class ChunkData {
   size_t MemoryBytes() const;
 
   // Used by the decoder: adds an empty series and returns it.
-  SeriesColumns& AddSeries(std::string sensor, std::string unit, std::string source, ValueType type);
+  SeriesColumns& AddSeries(std::string_view sensor, std::string_view unit, std::string_view source, ValueType type);
   std::vector<uint32_t>& mutable_order() { return order_; }
   std::vector<SeriesColumns>& mutable_series() { return series_; }
   // Rebuilds the series lookup after the decoder filled series directly.
   void Reindex();
+  // Empties the chunk but keeps its memory: the columns and strings of its series are reused
+  // by the series added next (a commit queue or a batch loader fills chunk after chunk with
+  // mostly the same series; a series costs five allocations when it starts empty).
+  void Clear();
 
  private:
   uint32_t SeriesFor(std::string_view sensor, std::string_view unit, std::string_view source, ValueType type);
@@ -110,6 +116,9 @@ class ChunkData {
   static constexpr uint32_t kNoSeries = UINT32_MAX;
   uint32_t last_ = kNoSeries;
   std::vector<uint32_t> next_;
+  // Series emptied by Clear(), their capacity kept, taken by the next series added.
+  std::vector<SeriesColumns> spare_;
+  SeriesColumns& NewSeries();
   static constexpr size_t kFirstCapacity = 8;  // readings per column of a new series
 };
 

@@ -28,19 +28,32 @@ constexpr size_t kMaxDroppedTickets = 65'536;
 // Readings per commit transaction (a queue that grew while commits failed is committed in steps).
 constexpr size_t kMaxTransactionReadings = 50'000;
 constexpr size_t kFullDiskTransactionReadings = 2'000;
+// Emptied chunks kept for the next commits' readings (KeepSpareChunks): one per hour being
+// filled is enough, and a chunk grown large by a backlog is not kept.
+constexpr size_t kMaxSpareChunks = 2;
+constexpr size_t kMaxSpareChunkBytes = 4u << 20;
 
 }  // namespace
 
 // ---- Pending ----
 
-void Pending::AddReadings(std::span<const Reading> rs, uint64_t ticket) {
+void Pending::AddReadings(std::span<const Reading> rs, uint64_t ticket, std::vector<ChunkData>* spares) {
   ChunkData* cur = nullptr;
   int64_t cur_hour = 0;
   std::vector<int64_t> touched;
   for (const Reading& r : rs) {
     const int64_t h = FloorToHour(r.ts_us);
     if (!cur || h != cur_hour) {
-      cur = &hours[h];
+      auto it = hours.find(h);
+      if (it == hours.end()) {
+        if (spares && !spares->empty()) {
+          it = hours.emplace(h, std::move(spares->back())).first;
+          spares->pop_back();
+        } else {
+          it = hours.emplace(h, ChunkData()).first;
+        }
+      }
+      cur = &it->second;
       cur_hour = h;
       if (std::find(touched.begin(), touched.end(), h) == touched.end()) touched.push_back(h);
     }
@@ -201,7 +214,7 @@ Result<uint64_t> Store::Impl::Enqueue(Pending&& add, std::span<const Reading> re
   const bool was_empty = pending.empty();
   if (was_empty) pending_since_mono = clock->MonotonicNowUs();
   const uint64_t ticket = ++appended_ticket;
-  if (!readings.empty()) pending.AddReadings(readings, ticket);
+  if (!readings.empty()) pending.AddReadings(readings, ticket, &spare_chunks);
   for (QuarantineRecord& q : add.quarantine) pending.quarantine.push_back(std::move(q));
   for (GapRecord& g : add.gaps) pending.gaps.push_back(std::move(g));
   for (auto& [k, v] : add.state) pending.state[k] = std::move(v);
@@ -243,6 +256,7 @@ Status Store::Impl::CommitQueue(std::unique_lock<std::mutex>& lock) {
   lock.lock();
   committing = false;
   if (s.ok()) {
+    KeepSpareChunks(work);
     ++commits;
     backoff_us = 0;
     retry_at = 0;
@@ -274,6 +288,14 @@ Status Store::Impl::CommitQueue(std::unique_lock<std::mutex>& lock) {
   }
   durable_cv.notify_all();
   return s;
+}
+
+void Store::Impl::KeepSpareChunks(Pending& committed) {
+  for (auto& [hour, data] : committed.hours) {
+    if (spare_chunks.size() >= kMaxSpareChunks || data.MemoryBytes() > kMaxSpareChunkBytes) break;
+    data.Clear();
+    spare_chunks.push_back(std::move(data));
+  }
 }
 
 bool Store::Impl::CanCommitInline(uint64_t ticket) const {

@@ -13,6 +13,7 @@ namespace {
 constexpr const char* kLog = "buffer";
 constexpr int64_t kLedgerRows = 10'000;
 constexpr int64_t kMaxBatchReserve = 1'000'000;  // a damaged row cannot make LoadBatch reserve gigabytes
+constexpr size_t kMaxLoadScratchBytes = 4u << 20;  // LoadBatch keeps its decoding space up to this
 
 }  // namespace
 
@@ -253,22 +254,28 @@ Result<std::optional<Batch>> Store::Impl::LoadBatch(uint64_t id, bool columns) {
     Stmt c(db, "SELECT id, data FROM chunks WHERE batch_id = ? ORDER BY id");
     c.Bind(1, static_cast<int64_t>(id));
     SeriesIndex series;  // each series named once in the batch, whatever the number of chunks
+    ChunkData& data = load_chunk;
     while ((rc = c.Step()) == SQLITE_ROW) {
-      Result<ChunkData> data = DecodeChunkData(c.Blob(1));
-      if (!data.ok()) {
+      Status decoded = DecodeChunkDataInto(c.Blob(1), &data, &load_raw);
+      if (!decoded.ok()) {
         const int64_t chunk_id = c.Int(0);
         c.Reset();
-        EP_RETURN_IF_ERROR(SetAsideDamaged(chunk_id, data.status().message(), id));
+        EP_RETURN_IF_ERROR(SetAsideDamaged(chunk_id, decoded.message(), id));
         return LoadBatch(id, columns);  // the same batch without that chunk, with a gap record for it
       }
       if (columns) {
-        data->AppendColumnsTo(&batch.columns, &series);
+        data.AppendColumnsTo(&batch.columns, &series);
       } else {
-        data->AppendReadingsTo(&batch.readings);
+        data.AppendReadingsTo(&batch.readings);
       }
-      for (const SeriesColumns& sc : data->series())
+      for (const SeriesColumns& sc : data.series())
         for (uint32_t q : sc.quality)
           if (q != 0) ++batch.quality.flagged;
+    }
+    // Kept for the next batch unless one unusually large chunk made it big.
+    if (data.MemoryBytes() + load_raw.capacity() > kMaxLoadScratchBytes) {
+      data = ChunkData();
+      load_raw = std::string();
     }
     if (rc != SQLITE_DONE) return SqliteStatus(rc, db, "load chunks");
     Stmt g(db, "SELECT source, sensor, from_us, to_us, count, reason FROM gaps WHERE batch_id = ? ORDER BY id");

@@ -72,7 +72,9 @@ struct Pending {
   size_t items() const { return readings + quarantine.size() + gaps.size(); }
   // Appends `later` after everything here (used to put failed work back in front).
   void Absorb(Pending&& later);
-  void AddReadings(std::span<const Reading> readings, uint64_t ticket);
+  // An hour not queued yet starts from one of `spares` when there is one (emptied chunks of an
+  // earlier commit: their series' memory is reused).
+  void AddReadings(std::span<const Reading> readings, uint64_t ticket, std::vector<ChunkData>* spares = nullptr);
   // Moves the oldest `max` readings (and everything that is not a reading) into a new Pending.
   Pending TakeFront(size_t max);
   // The smallest ticket of the readings queued here (UINT64_MAX when none).
@@ -119,6 +121,9 @@ struct Store::Impl {
   int64_t newest_hour = INT64_MIN;        // hour of the newest committed chunk
   std::set<uint64_t> leased;
   ChunkEncoder encoder;
+  // The batch loader's decoding space, reused chunk after chunk (LoadBatch).
+  ChunkData load_chunk;
+  std::string load_raw;
   bool io_failed = false;        // IO_ERROR: no writes through this connection
   // Statements of the commit path, prepared once per connection (a prepare costs about as much
   // as inserting a small chunk). Finalized by CloseDb.
@@ -148,6 +153,7 @@ struct Store::Impl {
   std::condition_variable writer_cv;
   std::condition_variable durable_cv;
   Pending pending;
+  std::vector<ChunkData> spare_chunks;  // emptied by KeepSpareChunks, taken by pending.AddReadings
   int64_t pending_since_mono = 0;
   uint64_t appended_ticket = 0;   // last ticket handed out
   uint64_t durable_ticket = 0;    // every ticket <= this is committed (or reported dropped)
@@ -247,6 +253,8 @@ struct Store::Impl {
   // Under mu: whether a thread waiting for `ticket` may commit the queue itself instead of
   // waking the writer (nothing else committing, no failure being handled, a small queue).
   bool CanCommitInline(uint64_t ticket) const;
+  // After a commit: empties the committed chunks into spare_chunks (bounded), for reuse.
+  void KeepSpareChunks(Pending& committed);
   Result<uint64_t> Enqueue(Pending&& add, std::span<const Reading> readings);
   void DropOldestInMemory(size_t n);  // under mu
   std::string BatchName(uint64_t id) const;
