@@ -213,7 +213,9 @@ void EncodeValues(std::string* out, std::span<const double> values) {
   std::vector<int8_t> min_e(values.size());
   uint32_t seen = 0;  // bit e set when some value's minimum exponent is e
   for (size_t i = 0; i < values.size(); ++i) {
-    min_e[i] = static_cast<int8_t>(MinDecimalExponent(values[i]));
+    // A sensor often repeats its value: the same bits, the same exponent, without the search.
+    min_e[i] = i > 0 && Bits(values[i]) == Bits(values[i - 1]) ? min_e[i - 1]
+                                                                 : static_cast<int8_t>(MinDecimalExponent(values[i]));
     if (min_e[i] >= 0) seen |= 1u << min_e[i];
   }
   int best_e = -1;
