@@ -34,6 +34,10 @@ constexpr size_t kFullDiskTransactionReadings = 2'000;
 // ---- SparePool ----
 
 void SparePool::Give(ChunkData&& data) {
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (chunks_.size() >= kMax) return;  // enough kept: not worth emptying
+  }
   if (data.MemoryBytes() > kMaxBytes) return;  // grown large by a backlog: let it go
   data.Clear();
   std::lock_guard<std::mutex> lock(mu_);

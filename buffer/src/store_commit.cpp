@@ -563,8 +563,9 @@ void Store::Impl::KeepRecentChunks(Pending& committed, std::vector<std::pair<int
     recent_bytes += bytes;
   }
   while ((recent_bytes > kRecentChunkBytes || recent_chunks.size() > kRecentChunks) && !recent_chunks.empty()) {
-    auto oldest = recent_chunks.begin();
+    auto oldest = recent_chunks.begin();  // not read back in time (uploads behind): its memory is reused
     recent_bytes -= oldest->second.bytes;
+    spare_chunks.Give(std::move(oldest->second.data));
     recent_chunks.erase(oldest);
   }
 }
