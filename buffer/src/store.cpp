@@ -28,33 +28,16 @@ constexpr size_t kMaxDroppedTickets = 65'536;
 // Readings per commit transaction (a queue that grew while commits failed is committed in steps).
 constexpr size_t kMaxTransactionReadings = 50'000;
 constexpr size_t kFullDiskTransactionReadings = 2'000;
+// Emptied chunks kept for the next commits' readings (KeepSpareChunks): one per hour being
+// filled is enough, and a chunk grown large by a backlog is not kept.
+constexpr size_t kMaxSpareChunks = 2;
+constexpr size_t kMaxSpareChunkBytes = 4u << 20;
 
 }  // namespace
 
-// ---- SparePool ----
-
-void SparePool::Give(ChunkData&& data) {
-  {
-    std::lock_guard<std::mutex> lock(mu_);
-    if (chunks_.size() >= kMax) return;  // enough kept: not worth emptying
-  }
-  if (data.MemoryBytes() > kMaxBytes) return;  // grown large by a backlog: let it go
-  data.Clear();
-  std::lock_guard<std::mutex> lock(mu_);
-  if (chunks_.size() < kMax) chunks_.push_back(std::move(data));
-}
-
-ChunkData SparePool::Take() {
-  std::lock_guard<std::mutex> lock(mu_);
-  if (chunks_.empty()) return ChunkData();
-  ChunkData d = std::move(chunks_.back());
-  chunks_.pop_back();
-  return d;
-}
-
 // ---- Pending ----
 
-void Pending::AddReadings(std::span<const Reading> rs, uint64_t ticket, SparePool* spares) {
+void Pending::AddReadings(std::span<const Reading> rs, uint64_t ticket, std::vector<ChunkData>* spares) {
   ChunkData* cur = nullptr;
   int64_t cur_hour = 0;
   std::vector<int64_t> touched;
@@ -62,7 +45,14 @@ void Pending::AddReadings(std::span<const Reading> rs, uint64_t ticket, SparePoo
     const int64_t h = FloorToHour(r.ts_us);
     if (!cur || h != cur_hour) {
       auto it = hours.find(h);
-      if (it == hours.end()) it = hours.emplace(h, spares ? spares->Take() : ChunkData()).first;
+      if (it == hours.end()) {
+        if (spares && !spares->empty()) {
+          it = hours.emplace(h, std::move(spares->back())).first;
+          spares->pop_back();
+        } else {
+          it = hours.emplace(h, ChunkData()).first;
+        }
+      }
       cur = &it->second;
       cur_hour = h;
       if (std::find(touched.begin(), touched.end(), h) == touched.end()) touched.push_back(h);
@@ -266,6 +256,7 @@ Status Store::Impl::CommitQueue(std::unique_lock<std::mutex>& lock) {
   lock.lock();
   committing = false;
   if (s.ok()) {
+    KeepSpareChunks(work);
     ++commits;
     backoff_us = 0;
     retry_at = 0;
@@ -297,6 +288,14 @@ Status Store::Impl::CommitQueue(std::unique_lock<std::mutex>& lock) {
   }
   durable_cv.notify_all();
   return s;
+}
+
+void Store::Impl::KeepSpareChunks(Pending& committed) {
+  for (auto& [hour, data] : committed.hours) {
+    if (spare_chunks.size() >= kMaxSpareChunks || data.MemoryBytes() > kMaxSpareChunkBytes) break;
+    data.Clear();
+    spare_chunks.push_back(std::move(data));
+  }
 }
 
 bool Store::Impl::CanCommitInline(uint64_t ticket) const {

@@ -23,8 +23,6 @@ Result<ChunkData> Store::Impl::ReadChunk(int64_t id) {
   int rc = st.Step();
   if (rc == SQLITE_DONE) return NotFoundError(StrFormat("chunk %lld not found", static_cast<long long>(id)));
   if (rc != SQLITE_ROW) return SqliteStatus(rc, db, "read chunk");
-  ChunkData recent;
-  if (TakeRecent(id, st.Blob(0), &recent)) return recent;
   return DecodeChunkData(st.Blob(0));
 }
 
@@ -258,8 +256,7 @@ Result<std::optional<Batch>> Store::Impl::LoadBatch(uint64_t id, bool columns) {
     SeriesIndex series;  // each series named once in the batch, whatever the number of chunks
     ChunkData& data = load_chunk;
     while ((rc = c.Step()) == SQLITE_ROW) {
-      const std::string_view blob = c.Blob(1);
-      Status decoded = TakeRecent(c.Int(0), blob, &data) ? Status::Ok() : DecodeChunkDataInto(blob, &data, &load_raw);
+      Status decoded = DecodeChunkDataInto(c.Blob(1), &data, &load_raw);
       if (!decoded.ok()) {
         const int64_t chunk_id = c.Int(0);
         c.Reset();

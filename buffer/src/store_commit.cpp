@@ -14,14 +14,6 @@
 #include "store_impl.h"
 
 namespace edgepipe::buffer {
-
-namespace {
-// Memory held by recent_chunks (a reading takes about 30 bytes: ~250 000 readings, a few seconds
-// of a fast MQTT source), and at most so many chunks (one commit per QoS 1 message makes many
-// small ones, each several hundred bytes).
-constexpr size_t kRecentChunkBytes = 8u << 20;
-constexpr size_t kRecentChunks = 1024;
-}  // namespace
 namespace {
 
 constexpr const char* kLog = "buffer";
@@ -495,7 +487,6 @@ Status Store::Impl::CommitWork(Pending& work, bool* uncertain) {
     if (s.ok()) {
       if (chunk_base < 0) ++commit_seq;
       LimitWalOverhang();
-      KeepRecentChunks(work, blobs, added);
       pending_chunks.insert(pending_chunks.end(), added.begin(), added.end());
       for (const ChunkMeta& m : added) newest_hour = std::max(newest_hour, m.hour);
       disk_full = false;
@@ -544,44 +535,6 @@ Status Store::Impl::CommitWork(Pending& work, bool* uncertain) {
     }
     return s;
   }
-}
-
-void Store::Impl::KeepRecentChunks(Pending& committed, std::vector<std::pair<int64_t, std::string>>& blobs,
-                                   const std::vector<ChunkMeta>& added) {
-  // WriteTransaction inserted one chunk per BLOB, in order.
-  for (size_t i = 0; i < blobs.size() && i < added.size(); ++i) {
-    auto it = committed.hours.find(blobs[i].first);
-    if (it == committed.hours.end()) continue;
-    ChunkData& data = it->second;
-    const size_t bytes = data.MemoryBytes() + blobs[i].second.size();
-    if (bytes > kRecentChunkBytes / 4) continue;  // a backlog's big chunk: not worth the memory
-    auto [entry, fresh] = recent_chunks.try_emplace(added[i].id);
-    if (!fresh) recent_bytes -= entry->second.bytes;  // an id SQLite gave again
-    entry->second.blob = std::move(blobs[i].second);
-    entry->second.data = std::move(data);
-    entry->second.bytes = bytes;
-    recent_bytes += bytes;
-  }
-  while ((recent_bytes > kRecentChunkBytes || recent_chunks.size() > kRecentChunks) && !recent_chunks.empty()) {
-    auto oldest = recent_chunks.begin();  // not read back in time (uploads behind): its memory is reused
-    recent_bytes -= oldest->second.bytes;
-    spare_chunks.Give(std::move(oldest->second.data));
-    recent_chunks.erase(oldest);
-  }
-}
-
-bool Store::Impl::TakeRecent(int64_t id, std::string_view blob, ChunkData* out) {
-  auto it = recent_chunks.find(id);
-  if (it == recent_chunks.end()) return false;
-  const bool same = it->second.blob == blob;
-  if (same) {
-    spare_chunks.Give(std::move(*out));
-    *out = std::move(it->second.data);
-    ++recent_hits;
-  }
-  recent_bytes -= it->second.bytes;
-  recent_chunks.erase(it);
-  return same;
 }
 
 Result<bool> Store::Impl::ResolveUncertain() {

@@ -72,37 +72,15 @@ struct Pending {
   size_t items() const { return readings + quarantine.size() + gaps.size(); }
   // Appends `later` after everything here (used to put failed work back in front).
   void Absorb(Pending&& later);
-  // An hour not queued yet starts from an emptied chunk of `spares` when there is one (the
-  // memory of its series is reused).
-  void AddReadings(std::span<const Reading> readings, uint64_t ticket, class SparePool* spares = nullptr);
+  // An hour not queued yet starts from one of `spares` when there is one (emptied chunks of an
+  // earlier commit: their series' memory is reused).
+  void AddReadings(std::span<const Reading> readings, uint64_t ticket, std::vector<ChunkData>* spares = nullptr);
   // Moves the oldest `max` readings (and everything that is not a reading) into a new Pending.
   Pending TakeFront(size_t max);
   // The smallest ticket of the readings queued here (UINT64_MAX when none).
   uint64_t MinTicket() const;
   // Adds a gap, merging it into a queued one of the same source, sensor and reason.
   void AddGap(const GapRecord& g);
-};
-
-// Emptied chunks (ChunkData::Clear) kept for reuse: given back after a commit and after the batch
-// loader used a recent chunk, taken by the commit queue for each hour it starts. Thread-safe (a
-// leaf lock: nothing else is locked while holding it).
-class SparePool {
- public:
-  void Give(ChunkData&& data);  // kept while fewer than kMax, and only if not grown large
-  ChunkData Take();             // an emptied chunk, or a new one
-  static constexpr size_t kMax = 2;
-  static constexpr size_t kMaxBytes = 4u << 20;
-
- private:
-  std::mutex mu_;
-  std::vector<ChunkData> chunks_;
-};
-
-// A chunk just committed, as the writer had it in memory, with the BLOB encoded from it.
-struct RecentChunk {
-  std::string blob;
-  ChunkData data;
-  size_t bytes = 0;  // memory it holds
 };
 
 enum class WriterState { kOk, kFull, kIoError };
@@ -146,14 +124,6 @@ struct Store::Impl {
   // The batch loader's decoding space, reused chunk after chunk (LoadBatch).
   ChunkData load_chunk;
   std::string load_raw;
-  // Chunks of the latest commits by id, so that reading one back (a batch being loaded, a
-  // merge, a split, an eviction) does not decode what the writer had in memory a moment ago.
-  // Used only when the BLOB read is byte for byte the one encoded from it: an id SQLite gives
-  // again after a delete, or a chunk rewritten since, is a miss, never stale data. An entry is
-  // dropped when read; the oldest go first beyond kRecentChunkBytes or kRecentChunks.
-  std::map<int64_t, RecentChunk> recent_chunks;
-  size_t recent_bytes = 0;
-  uint64_t recent_hits = 0;  // chunks read back without decoding (tests)
   bool io_failed = false;        // IO_ERROR: no writes through this connection
   // Statements of the commit path, prepared once per connection (a prepare costs about as much
   // as inserting a small chunk). Finalized by CloseDb.
@@ -183,7 +153,7 @@ struct Store::Impl {
   std::condition_variable writer_cv;
   std::condition_variable durable_cv;
   Pending pending;
-  SparePool spare_chunks;  // emptied chunks, for pending.AddReadings (its own lock)
+  std::vector<ChunkData> spare_chunks;  // emptied by KeepSpareChunks, taken by pending.AddReadings
   int64_t pending_since_mono = 0;
   uint64_t appended_ticket = 0;   // last ticket handed out
   uint64_t durable_ticket = 0;    // every ticket <= this is committed (or reported dropped)
@@ -283,13 +253,8 @@ struct Store::Impl {
   // Under mu: whether a thread waiting for `ticket` may commit the queue itself instead of
   // waking the writer (nothing else committing, no failure being handled, a small queue).
   bool CanCommitInline(uint64_t ticket) const;
-  // After a commit: the committed chunks go to recent_chunks (db_mu held), or else are emptied
-  // into spare_chunks for reuse.
-  void KeepRecentChunks(Pending& committed, std::vector<std::pair<int64_t, std::string>>& blobs,
-                        const std::vector<ChunkMeta>& added);
-  // The chunk with this id and BLOB from recent_chunks (removed from it), decoded into `out`
-  // (whose previous content goes to spare_chunks) without decoding: false on a miss.
-  bool TakeRecent(int64_t id, std::string_view blob, ChunkData* out);
+  // After a commit: empties the committed chunks into spare_chunks (bounded), for reuse.
+  void KeepSpareChunks(Pending& committed);
   Result<uint64_t> Enqueue(Pending&& add, std::span<const Reading> readings);
   void DropOldestInMemory(size_t n);  // under mu
   std::string BatchName(uint64_t id) const;

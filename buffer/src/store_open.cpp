@@ -314,8 +314,6 @@ Status Store::Impl::OpenDatabase() {
 
 Status Store::Impl::Reopen() {
   CloseDb();
-  recent_chunks.clear();  // only a memory matter: an entry is used only for the very same BLOB
-  recent_bytes = 0;
   const std::string before = recovered_from;
   Status s = OpenDatabase();
   if (!s.ok()) {

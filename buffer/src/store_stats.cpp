@@ -71,7 +71,6 @@ Stats Store::GetStats() {
   }
   {
     std::lock_guard<std::mutex> lock(impl_->db_mu);
-    st.chunks_from_memory = impl_->recent_hits;
     if (impl_->io_failed) {
       st.last_error = impl_->io_error.ToString();
     } else {

@@ -409,9 +409,6 @@ TEST(Store, ABatchLeasedAsColumnsHoldsTheSameReadingsAsOneLeasedAsReadings) {
   CHECK_TRUE_TEXT(b.ok(), b.status().ToString().c_str());
   CHECK_TRUE(b->has_value());
   const Batch& cols = **b;
-  // Just committed: the six chunks are read back as the writer had them (the lease below, of
-  // the same batch, decodes them from their BLOBs: both ways give the same readings).
-  LONGS_EQUAL(6, store->GetStats().chunks_from_memory);
   CHECK_TRUE(cols.readings.empty());
   LONGS_EQUAL(all.size(), cols.reading_count());
   CHECK_TRUE(cols.columns.ToReadings() == all);
@@ -429,38 +426,6 @@ TEST(Store, ABatchLeasedAsColumnsHoldsTheSameReadingsAsOneLeasedAsReadings) {
   CHECK_TRUE((*again)->readings == all);
   CHECK_TRUE((*again)->quality == cols.quality);
   CHECK(cols.quality.flagged > 0);
-  LONGS_EQUAL(6, store->GetStats().chunks_from_memory);  // decoded this time
-}
-
-TEST(Store, AChunkChangedOnDiskSinceItsCommitIsReadFromDiskNotFromMemory) {
-  // A chunk just committed is read back from the writer's memory only while its BLOB is the one
-  // encoded from it: here the first chunk is damaged on disk behind the open store's back, and
-  // the batch must tell what the database holds (a gap), not what memory still has.
-  Options o;
-  o.path = path();
-  o.clock = &clock;
-  o.merge_target_readings = 1;  // no merge reads the chunks first
-  auto store = OpenWith(o);
-  CHECK_TRUE(store->WaitDurable(*store->Append(std::vector<Reading>{R("a", kHour0, 1), R("a", kHour0 + 1, 2)})).ok());
-  CHECK_TRUE(store->WaitDurable(*store->Append(std::vector<Reading>{R("b", kHour0 + 2, 3)})).ok());
-  {
-    sqlite3* db = nullptr;
-    sqlite3_open(path().c_str(), &db);
-    LONGS_EQUAL(SQLITE_OK, sqlite3_exec(db, "UPDATE chunks SET data = X'02DEADBEEF' WHERE id = (SELECT MIN(id) FROM chunks)",
-                                        nullptr, nullptr, nullptr));
-    sqlite3_close(db);
-  }
-  auto b = store->LeaseBatch(Policy(), true);
-  CHECK_TRUE_TEXT(b.ok(), b.status().ToString().c_str());
-  CHECK_TRUE(b->has_value());
-  LONGS_EQUAL(1, (*b)->readings.size());
-  STRCMP_EQUAL("b", (*b)->readings[0].sensor.c_str());
-  LONGS_EQUAL(1, (*b)->gaps.size());
-  STRCMP_EQUAL("corrupt_chunk", (*b)->gaps[0].reason.c_str());
-  LONGS_EQUAL(2, (*b)->gaps[0].count);
-  Stats st = store->GetStats();
-  LONGS_EQUAL(1, st.damaged_chunks);
-  LONGS_EQUAL(1, st.chunks_from_memory);  // "b"'s chunk, unchanged
 }
 
 TEST(Store, AWaiterCommitsOnItsOwnThreadWithoutWakingTheWriter) {

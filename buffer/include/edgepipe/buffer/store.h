@@ -84,7 +84,6 @@ struct Stats {
   uint64_t merges = 0;               // merge transactions
   uint64_t evictions = 0;            // eviction transactions
   uint64_t reopens = 0;              // reopens after an I/O error
-  uint64_t chunks_from_memory = 0;   // chunks read back as the writer had them, not decoded
   std::string state;                 // "ok", "full", "io_error" (docs/operations.md)
   std::string last_error;            // the last commit error, "" when none
   int64_t last_ack_time_us = 0;
