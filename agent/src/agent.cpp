@@ -33,11 +33,21 @@ void Ingest::Seed(const std::vector<Reading>& stored) {
 
 Result<uint64_t> Ingest::AppendWithState(std::span<const Reading> readings, const SourceState& state) {
   std::lock_guard<std::mutex> lock(mu_);
+  scratch_passed_.assign(readings.begin(), readings.end());
+  return ProcessLocked(state);
+}
+
+Result<uint64_t> Ingest::AppendWithStateOwned(std::vector<Reading>& readings, const SourceState& state) {
+  std::lock_guard<std::mutex> lock(mu_);
+  scratch_passed_.swap(readings);  // the caller gets the previous scratch back: both keep their memory
+  return ProcessLocked(state);
+}
+
+Result<uint64_t> Ingest::ProcessLocked(const SourceState& state) {
   // Scratch vectors kept between calls (under the lock): no allocation per message. The
   // readings that pass stay in `passed` (validated in place).
   std::vector<Reading>& passed = scratch_passed_;
   std::vector<QuarantineRecord>& rejected = scratch_rejected_;
-  passed.assign(readings.begin(), readings.end());
   rejected.clear();
   if (guard_) EP_RETURN_IF_ERROR(HoldLocked(passed));  // clock unsynchronised: held, not validated yet
   validator_.Process(passed, &rejected);

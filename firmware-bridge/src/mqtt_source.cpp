@@ -81,7 +81,9 @@ struct MqttSource::Impl {
   }
 
   void OnMessage(const mqtt::const_message_ptr& msg);
-  Result<uint64_t> Deliver(bool ok, const QuarantineRecord& q, int qos, const SourceState& mark);
+  // `payload` and `now` rebuild `batch` for a retry (the sink takes the readings out of it).
+  Result<uint64_t> Deliver(bool ok, const QuarantineRecord& q, int qos, const SourceState& mark,
+                           const std::string& payload, int64_t now);
   std::string MarkKey(int packet_id) const { return opt.name + "/mqtt-pid/" + std::to_string(packet_id); }
   bool AlreadyCommitted(const std::string& key, const std::string& fingerprint);
   Status OnConnected(mqtt::async_client& cli, bool session_present);
@@ -121,13 +123,19 @@ Status MqttSource::Impl::OnConnected(mqtt::async_client& cli, bool session_prese
 // with backoff until the sink takes it: returning would acknowledge it.
 // `mark` (QoS >= 1) is committed with the readings, or right after the quarantine record, so a
 // crash between the two can only make a redelivery stored twice, never dropped.
-Result<uint64_t> MqttSource::Impl::Deliver(bool ok, const QuarantineRecord& q, int qos, const SourceState& mark) {
+Result<uint64_t> MqttSource::Impl::Deliver(bool ok, const QuarantineRecord& q, int qos, const SourceState& mark,
+                                            const std::string& payload, int64_t now) {
   int64_t backoff = kRetryMinUs;
   bool quarantine_queued = false;
-  while (true) {
+  for (int attempt = 0;; ++attempt) {
     Result<uint64_t> t = uint64_t{0};
     if (ok) {
-      t = mark.key.empty() ? sink.Append(batch) : sink.AppendWithState(batch, mark);
+      if (attempt > 0) {  // the refused attempt took the readings: parse them again, as they were
+        batch.clear();
+        PayloadError again;
+        parser.Parse(payload, sensor, now, opt.name, &batch, &again);
+      }
+      t = sink.AppendWithStateOwned(batch, mark);  // handed over, not copied
     } else {
       if (!quarantine_queued) {
         t = sink.Quarantine(q);
@@ -210,7 +218,8 @@ void MqttSource::Impl::OnMessage(const mqtt::const_message_ptr& msg) {
                   topic.c_str(), err.rule.c_str(), err.reason.c_str(), static_cast<unsigned long long>(suppressed));
     SetError("quarantined a message on " + topic + ": " + err.reason);
   }
-  Result<uint64_t> ticket = Deliver(ok, q, qos, mark);
+  const size_t n_readings = batch.size();  // Deliver hands `batch` over
+  Result<uint64_t> ticket = Deliver(ok, q, qos, mark, payload, now);
   if (!ticket.ok()) {
     // QoS 0 (best effort) or stopping: nothing more can be done for this message.
     ++lost_qos0;
@@ -234,7 +243,7 @@ void MqttSource::Impl::OnMessage(const mqtt::const_message_ptr& msg) {
     }
   }
   ++messages;
-  readings += batch.size();
+  readings += n_readings;
   in_handler = false;
 }
 

@@ -45,6 +45,22 @@ class RecordingSink final : public ReadingSink {
     return ++ticket;
   }
   Result<uint64_t> AppendWithState(std::span<const Reading> r, const SourceState&) override { return Append(r); }
+  // Takes the readings as the agent's Ingest does (the caller's vector is left with something
+  // else), and refuses the first `refuse_owned` calls after taking them (a full buffer).
+  Result<uint64_t> AppendWithStateOwned(std::vector<Reading>& r, const SourceState& st) override {
+    std::vector<Reading> taken;
+    taken.swap(r);
+    r.emplace_back().sensor = "left-over";
+    {
+      std::lock_guard<std::mutex> lock(mu);
+      ++owned_calls;
+      if (refuse_owned > 0) {
+        --refuse_owned;
+        return Status(StatusCode::kResourceExhausted, "buffer full (test)");
+      }
+    }
+    return AppendWithState(taken, st);
+  }
   Result<std::optional<std::string>> LoadState(const std::string&) override { return std::optional<std::string>(); }
   Status WaitDurable(uint64_t t) override {
     std::lock_guard<std::mutex> lock(mu);
@@ -71,6 +87,8 @@ class RecordingSink final : public ReadingSink {
   std::vector<QuarantineRecord> quarantine;
   uint64_t ticket = 0;
   uint64_t waits = 0;
+  int refuse_owned = 0;
+  int owned_calls = 0;
 };
 
 // A plain Paho client for publishing and observing.
@@ -183,6 +201,45 @@ TEST(Mqtt, SenmlOverTcpStoredMalformedQuarantinedStatusOnlineOffline) {
   sink.mu.lock();
   CHECK_TRUE(WaitUntil(5000, [&] { auto g = watch.Got("edgepipe/gw-test/status"); return g.back() == "offline"; }));
   STRCMP_EQUAL("stopped", src.Health().state.c_str());
+}
+
+TEST(Mqtt, AMessageTheBufferRefusedIsParsedAgainAndStoredWholeOnTheRetry) {
+  // The source hands a message's readings over to the sink (no copy), so a refused attempt
+  // leaves it without them: the retry must parse the payload again, with the arrival time of
+  // the first attempt (relative SenML times resolve to the same instants), and store the whole
+  // message once.
+  Broker broker(dir.Join("broker"));
+  broker.Start();
+  MqttSource src(SourceOptions(broker.Url()), sink, RealClock::Default());
+  sink.refuse_owned = 2;
+  CHECK_TRUE(src.Start().ok());
+  CHECK_TRUE(Connected(src));
+  TestClient pub(broker.Url(), "publisher");
+  pub.Connect();
+  const int64_t before = RealClock::Default().SystemNowUs();
+  pub.Publish("sensors/plant/x", R"([{"bn":"p/","n":"a","v":1.5,"t":-2},{"n":"b","v":2.5,"t":-1},{"n":"c","v":3.5}])");
+  CHECK_TRUE(WaitUntil(10'000, [&] { return sink.Count() == 3; }));
+  const int64_t after = RealClock::Default().SystemNowUs();
+  std::lock_guard<std::mutex> lock(sink.mu);
+  LONGS_EQUAL(3, sink.owned_calls);  // two refused, one taken
+  LONGS_EQUAL(3, sink.readings.size());
+  const char* names[] = {"p/a", "p/b", "p/c"};
+  for (int i = 0; i < 3; ++i) {
+    STRCMP_EQUAL(names[i], sink.readings[i].sensor.c_str());
+    DOUBLES_EQUAL(1.5 + i, sink.readings[i].value, 0);
+  }
+  // One arrival time for all three: the retries did not take a later "now".
+  LONGS_EQUAL(1'000'000, sink.readings[1].ts_us - sink.readings[0].ts_us);
+  LONGS_EQUAL(1'000'000, sink.readings[2].ts_us - sink.readings[1].ts_us);
+  CHECK(sink.readings[2].ts_us >= before && sink.readings[2].ts_us <= after);
+  LONGS_EQUAL(1, sink.waits);
+  sink.mu.unlock();
+  MqttSourceStats st = src.stats();
+  LONGS_EQUAL(1, st.messages);
+  LONGS_EQUAL(3, st.readings);
+  LONGS_EQUAL(2, st.sink_retries);
+  src.Stop();
+  sink.mu.lock();
 }
 
 TEST(Mqtt, PasswordFromFileAndWrongPasswordReported) {

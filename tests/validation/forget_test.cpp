@@ -257,3 +257,52 @@ TEST(Forget, IngestForgetsWhatTheBufferRefusedSoTheRetryIsStored) {
   LONGS_EQUAL(0, s.duplicates_dropped);
   LONGS_EQUAL(1, s.rejected["range"]);
 }
+
+TEST(Forget, IngestTakingTheReadingsForgetsARefusedCallAndValidatesThemInPlace) {
+  // The MQTT source hands its readings over (AppendWithStateOwned: swapped in, validated in
+  // place, not copied). A refused call leaves the caller without them; it builds them again and
+  // the retry is judged as a first attempt. What passes, and its flags, are those of the copying
+  // call on a second validator.
+  TempDir dir;
+  ManualClock clock(kT0 + 3600 * kSec);
+  buffer::Options o;
+  o.path = dir.Join("buffer.db");
+  o.clock = &clock;
+  o.commit_interval_us = 10'000;
+  auto store = buffer::Store::Open(o);
+  CHECK_TRUE(store.ok());
+  RefusingBuffer buffer(**store);
+  const char* config = "[validation.default]\nbackwards = \"reject\"\nrange = { max = 100 }\n";
+  Ingest ingest(ParseValidation(config), clock, buffer);
+  auto make = [] {
+    return std::vector<Reading>{R("t", kT0, 1), R("t", kT0 + kSec, 500), R("t", kT0 + 2 * kSec, 3), R("t", kT0 + kSec / 2, 4)};
+  };
+  std::vector<Reading> batch = make();
+  buffer.refuse_appends = 1;
+  CHECK_FALSE(ingest.AppendWithStateOwned(batch, {}).ok());
+  batch = make();  // the caller's vector was taken: built again
+  auto t = ingest.AppendWithStateOwned(batch, {});
+  CHECK_TRUE_TEXT(t.ok(), t.status().ToString().c_str());
+  CHECK_TRUE(ingest.WaitDurable(*t).ok());
+  std::vector<Reading> stored = Drain(**store);
+
+  // The same readings through the copying call, into a second store.
+  TempDir dir2;
+  buffer::Options o2 = o;
+  o2.path = dir2.Join("buffer.db");
+  auto store2 = buffer::Store::Open(o2);
+  CHECK_TRUE(store2.ok());
+  Ingest copying(ParseValidation(config), clock, **store2);
+  const std::vector<Reading> again = make();
+  t = copying.Append(again);
+  CHECK_TRUE(t.ok());
+  CHECK_TRUE(copying.WaitDurable(*t).ok());
+  std::vector<Reading> want = Drain(**store2);
+  LONGS_EQUAL(2, want.size());  // 500 out of range, the last one backwards
+  CHECK_TRUE(stored == want);
+  ValidationStats s = ingest.stats();
+  LONGS_EQUAL(4, s.received);
+  LONGS_EQUAL(2, s.passed);
+  LONGS_EQUAL(0, s.duplicates_dropped);
+  LONGS_EQUAL(1, s.rejected["range"]);
+}

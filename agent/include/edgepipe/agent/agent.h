@@ -36,6 +36,8 @@ class Ingest final : public ReadingSink {
   Ingest(const ValidationConfig& config, Clock& clock, ReadingSink& buffer);
   Result<uint64_t> Append(std::span<const Reading> readings) override;
   Result<uint64_t> AppendWithState(std::span<const Reading> readings, const SourceState& state) override;
+  // Validates `readings` in place (swapped with the scratch vector, not copied).
+  Result<uint64_t> AppendWithStateOwned(std::vector<Reading>& readings, const SourceState& state) override;
   Result<std::optional<std::string>> LoadState(const std::string& key) override { return buffer_.LoadState(key); }
   Status WaitDurable(uint64_t ticket) override { return buffer_.WaitDurable(ticket); }
   Result<uint64_t> Quarantine(const QuarantineRecord& record) override;
@@ -60,6 +62,8 @@ class Ingest final : public ReadingSink {
  private:
   Status ReleaseHeldLocked();
   Status HoldLocked(std::vector<Reading>& in);
+  // Validates scratch_passed_ (filled by the caller) and hands it to the buffer; mu_ held.
+  Result<uint64_t> ProcessLocked(const SourceState& state);
 
   mutable std::mutex mu_;
   std::unique_ptr<ClockGuard> guard_;

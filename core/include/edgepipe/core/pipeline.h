@@ -38,6 +38,14 @@ class ReadingSink {
   // per key wins when several appends share a group commit).
   virtual Result<uint64_t> AppendWithState(std::span<const Reading> readings, const SourceState& state) = 0;
 
+  // Like AppendWithState, but may take the readings out of `readings` instead of copying them
+  // (the agent validates them in place): the vector is left valid but unspecified, whatever the
+  // result, so a caller that retries after an error builds the readings again. By default the
+  // readings are copied (AppendWithState).
+  virtual Result<uint64_t> AppendWithStateOwned(std::vector<Reading>& readings, const SourceState& state) {
+    return AppendWithState(readings, state);
+  }
+
   // The value last committed for `key`, or nullopt.
   virtual Result<std::optional<std::string>> LoadState(const std::string& key) = 0;
 
