@@ -272,7 +272,9 @@ Result<std::optional<Batch>> Store::Impl::LoadBatch(uint64_t id, bool columns) {
         for (uint32_t q : sc.quality)
           if (q != 0) ++batch.quality.flagged;
     }
-    // Kept for the next batch unless one unusually large chunk made it big.
+    // Emptied (the last chunk's texts freed) and kept for the next batch, unless one unusually
+    // large chunk made it big.
+    data.Clear();
     if (data.MemoryBytes() + load_raw.capacity() > kMaxLoadScratchBytes) {
       data = ChunkData();
       load_raw = std::string();
