@@ -65,13 +65,7 @@ max_hold = "10m"
 
   ClockGuard* guard_raw = nullptr;
   void Open() {
-    buffer::Options o;
-    o.path = dir.Join("buffer.db");
-    o.clock = &clock;
-    o.commit_interval_us = 10'000;
-    auto s = buffer::Store::Open(o);
-    CHECK_TRUE(s.ok());
-    store = std::move(*s);
+    store = OpenStore(dir.Join("buffer.db"), clock);
     ingest = std::make_unique<Ingest>(vcfg, clock, *store);
     ClockGuard::Options go;
     go.config = vcfg.clock;

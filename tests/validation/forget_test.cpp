@@ -214,13 +214,8 @@ TEST(Forget, AnotherBatchAfterForgetSeesOnlyWhatWasKept) {
 TEST(Forget, IngestForgetsWhatTheBufferRefusedSoTheRetryIsStored) {
   TempDir dir;
   ManualClock clock(kT0 + 3600 * kSec);
-  buffer::Options o;
-  o.path = dir.Join("buffer.db");
-  o.clock = &clock;
-  o.commit_interval_us = 10'000;
-  auto store = buffer::Store::Open(o);
-  CHECK_TRUE(store.ok());
-  RefusingBuffer buffer(**store);
+  std::unique_ptr<buffer::Store> store = OpenStore(dir.Join("buffer.db"), clock);
+  RefusingBuffer buffer(*store);
   Ingest ingest(ParseValidation("[validation.default]\nbackwards = \"reject\"\nrange = { max = 100 }\n"), clock, buffer);
 
   std::vector<Reading> batch = {R("t", kT0, 1), R("t", kT0 + kSec, 2), R("t", kT0 + 2 * kSec, 3)};
@@ -241,9 +236,9 @@ TEST(Forget, IngestForgetsWhatTheBufferRefusedSoTheRetryIsStored) {
   CHECK_TRUE(t.ok());
   CHECK_TRUE(ingest.WaitDurable(*t).ok());
 
-  CHECK_TRUE((*store)->Flush().ok());
-  LONGS_EQUAL(1, (*store)->GetStats().quarantine_rows);
-  std::vector<Reading> stored = Drain(**store);
+  CHECK_TRUE(store->Flush().ok());
+  LONGS_EQUAL(1, store->GetStats().quarantine_rows);
+  std::vector<Reading> stored = Drain(*store);
   LONGS_EQUAL(4, stored.size());
   for (size_t i = 0; i < stored.size(); ++i) {
     LONGS_EQUAL(kT0 + static_cast<int64_t>(i) * kSec, stored[i].ts_us);
@@ -265,13 +260,8 @@ TEST(Forget, IngestTakingTheReadingsForgetsARefusedCallAndValidatesThemInPlace) 
   // call on a second validator.
   TempDir dir;
   ManualClock clock(kT0 + 3600 * kSec);
-  buffer::Options o;
-  o.path = dir.Join("buffer.db");
-  o.clock = &clock;
-  o.commit_interval_us = 10'000;
-  auto store = buffer::Store::Open(o);
-  CHECK_TRUE(store.ok());
-  RefusingBuffer buffer(**store);
+  std::unique_ptr<buffer::Store> store = OpenStore(dir.Join("buffer.db"), clock);
+  RefusingBuffer buffer(*store);
   const char* config = "[validation.default]\nbackwards = \"reject\"\nrange = { max = 100 }\n";
   Ingest ingest(ParseValidation(config), clock, buffer);
   auto make = [] {
@@ -284,20 +274,17 @@ TEST(Forget, IngestTakingTheReadingsForgetsARefusedCallAndValidatesThemInPlace) 
   auto t = ingest.AppendWithStateOwned(batch, {});
   CHECK_TRUE_TEXT(t.ok(), t.status().ToString().c_str());
   CHECK_TRUE(ingest.WaitDurable(*t).ok());
-  std::vector<Reading> stored = Drain(**store);
+  std::vector<Reading> stored = Drain(*store);
 
   // The same readings through the copying call, into a second store.
   TempDir dir2;
-  buffer::Options o2 = o;
-  o2.path = dir2.Join("buffer.db");
-  auto store2 = buffer::Store::Open(o2);
-  CHECK_TRUE(store2.ok());
-  Ingest copying(ParseValidation(config), clock, **store2);
+  std::unique_ptr<buffer::Store> store2 = OpenStore(dir2.Join("buffer.db"), clock);
+  Ingest copying(ParseValidation(config), clock, *store2);
   const std::vector<Reading> again = make();
   t = copying.Append(again);
   CHECK_TRUE(t.ok());
   CHECK_TRUE(copying.WaitDurable(*t).ok());
-  std::vector<Reading> want = Drain(**store2);
+  std::vector<Reading> want = Drain(*store2);
   LONGS_EQUAL(2, want.size());  // 500 out of range, the last one backwards
   CHECK_TRUE(stored == want);
   ValidationStats s = ingest.stats();

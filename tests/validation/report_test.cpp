@@ -24,19 +24,14 @@ TEST_GROUP(Report){};
 TEST(Report, TheBatchMetadataCarriesWhatValidationCaught) {
   TempDir dir;
   ManualClock clock(kT0 + 3600 * kSec);
-  buffer::Options o;
-  o.path = dir.Join("buffer.db");
-  o.clock = &clock;
-  o.commit_interval_us = 10'000;
-  auto store = buffer::Store::Open(o);
-  CHECK_TRUE(store.ok());
+  std::unique_ptr<buffer::Store> store = OpenStore(dir.Join("buffer.db"), clock);
   Ingest ingest(ParseValidation(R"(
 [[validation.sensor]]
 match = "boiler/*"
 range = { max = 100 }
 stuck = { count = 3, action = "flag" }
 )"),
-                clock, **store);
+                clock, *store);
   const double nan = std::numeric_limits<double>::quiet_NaN();
   auto t = ingest.Append(std::vector<Reading>{R("boiler/t", kT0, 60), R("boiler/t", kT0 + kSec, 60),
                                               R("boiler/t", kT0 + 2 * kSec, 60), R("boiler/t", kT0 + 3 * kSec, 500),
@@ -58,10 +53,10 @@ stuck = { count = 3, action = "flag" }
   STRCMP_EQUAL("quality: rejected finite 1, range 1; flagged stuck 1 (worst: boiler/t 2, boiler/p 1)", line.c_str());
 
   // The readings batch: its quality summary, and the object metadata built from it.
-  CHECK_TRUE((*store)->Flush().ok());
+  CHECK_TRUE(store->Flush().ok());
   std::optional<Batch> readings;
   while (true) {
-    auto b = (*store)->LeaseBatch(BatchPolicy{}, true);
+    auto b = store->LeaseBatch(BatchPolicy{}, true);
     CHECK_TRUE(b.ok());
     if (!b->has_value()) break;
     if ((*b)->kind == BatchKind::kReadings) readings = std::move(**b);

@@ -15,4 +15,14 @@ agent::ValidationConfig ParseValidation(const std::string& toml) {
   return r.config->validation;
 }
 
+std::unique_ptr<buffer::Store> OpenStore(const std::string& path, Clock& clock) {
+  buffer::Options o;
+  o.path = path;
+  o.clock = &clock;
+  o.commit_interval_us = 10'000;
+  Result<std::unique_ptr<buffer::Store>> s = buffer::Store::Open(o);
+  if (!s.ok()) FAIL(("opening the buffer: " + s.status().ToString()).c_str());
+  return std::move(*s);
+}
+
 }  // namespace edgepipe::vtest

@@ -1,11 +1,13 @@
 // Helpers shared by the validation suites. Include before <CppUTest/TestHarness.h>.
 #pragma once
 
+#include <memory>
 #include <string>
 #include <vector>
 
 #include "edgepipe/agent/config.h"
 #include "edgepipe/agent/validator.h"
+#include "edgepipe/buffer/store.h"
 #include "edgepipe/core/reading.h"
 
 namespace edgepipe::vtest {
@@ -49,5 +51,8 @@ inline Out Run(agent::Validator& v, std::vector<Reading> in) {
 
 // Parses a [validation] fragment (TOML) inside a minimal valid config; fails the test on problems.
 agent::ValidationConfig ParseValidation(const std::string& toml);
+
+// A buffer at `path` on `clock`, committing every 10 ms (fails the test when it cannot open).
+std::unique_ptr<buffer::Store> OpenStore(const std::string& path, Clock& clock);
 
 }  // namespace edgepipe::vtest
