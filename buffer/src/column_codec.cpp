@@ -104,16 +104,20 @@ void EncodeDecimal(std::string* out, std::span<const double> values, const std::
 }
 
 void EncodeXor(std::string* out, std::span<const double> values) {
-  out->push_back(static_cast<char>(kModeXor));
-  std::vector<uint64_t> x(values.size());
-  uint64_t prev = 0;
-  for (size_t i = 0; i < values.size(); ++i) {
-    x[i] = Bits(values[i]) ^ prev;
-    prev = Bits(values[i]);
-  }
   // Byte planes, most significant first: sign/exponent bytes (nearly constant) end up together.
-  for (int plane = 7; plane >= 0; --plane)
-    for (uint64_t v : x) out->push_back(static_cast<char>(v >> (8 * plane)));
+  // Written in place: 1 + 8 bytes per value, one resize (a push_back per byte cost more than
+  // the XOR).
+  const size_t n = values.size();
+  const size_t at = out->size();
+  out->resize(at + 1 + 8 * n);
+  char* p = out->data() + at;
+  *p++ = static_cast<char>(kModeXor);
+  uint64_t prev = 0;
+  for (size_t i = 0; i < n; ++i) {
+    const uint64_t x = Bits(values[i]) ^ prev;
+    prev = Bits(values[i]);
+    for (int plane = 7; plane >= 0; --plane) p[(7 - plane) * n + i] = static_cast<char>(x >> (8 * plane));
+  }
 }
 
 }  // namespace
