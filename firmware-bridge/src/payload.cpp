@@ -226,9 +226,12 @@ bool ParseSenml(SenmlScratch& im, const PayloadOptions& opt, dom::element root, 
       } else if (k == "bver") {
         double ver = 0;
         if (!want_num(&ver)) return bad_type("a number");
-        if (ver > kSenmlVersion)
-          return fail("senml", "SenML version " + std::to_string(static_cast<int64_t>(ver)) +
-                                   " is newer than the supported version 10");
+        if (ver > kSenmlVersion) {
+          // Printed as the number it is (%g): a cast of 1e79 to an integer is undefined.
+          char shown[32];
+          snprintf(shown, sizeof shown, "%g", ver);
+          return fail("senml", std::string("SenML version ") + shown + " is newer than the supported version 10");
+        }
       } else if (!k.empty() && k.back() == '_') {
         // RFC 8428 4.4: a field ending in '_' must be understood, or the pack rejected.
         return fail("senml", "unknown must-understand field \"" + Trunc(k) + "\"");

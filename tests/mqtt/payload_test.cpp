@@ -153,6 +153,8 @@ TEST(Senml, RejectsTheWholePack) {
       {R"([{"n":"a"}])", "senml", "no value"},
       {R"([{"n":"a","v":1,"foo_":2}])", "senml", "must-understand"},
       {R"([{"n":"a","v":1,"bver":11}])", "senml", "version 11"},
+      // Found by the fuzzer: a version beyond any integer (its message once cast it to one).
+      {R"([{"n":"a","v":1,"bver":1.0026e+79}])", "senml", "version 1.0026e+79 is newer"},
       {R"([{"n":"-bad","v":1}])", "senml", "invalid SenML name"},
       {R"([{"n":"a b","v":1}])", "senml", "invalid SenML name"},
       {R"({"n":"a","v":1})", "senml", "JSON array"},
