@@ -81,6 +81,11 @@ struct MqttSource::Impl {
   }
 
   void OnMessage(const mqtt::const_message_ptr& msg);
+  // The message's readings into `batch` (emptied first), `sensor` from the topic, `now` its arrival.
+  bool ParseInto(const std::string& payload, int64_t now, PayloadError* err) {
+    batch.clear();
+    return parser.Parse(payload, sensor, now, opt.name, &batch, err);
+  }
   // `payload` and `now` rebuild `batch` for a retry (the sink takes the readings out of it).
   Result<uint64_t> Deliver(bool ok, const QuarantineRecord& q, int qos, const SourceState& mark,
                            const std::string& payload, int64_t now);
@@ -131,9 +136,8 @@ Result<uint64_t> MqttSource::Impl::Deliver(bool ok, const QuarantineRecord& q, i
     Result<uint64_t> t = uint64_t{0};
     if (ok) {
       if (attempt > 0) {  // the refused attempt took the readings: parse them again, as they were
-        batch.clear();
         PayloadError again;
-        parser.Parse(payload, sensor, now, opt.name, &batch, &again);
+        ParseInto(payload, now, &again);
       }
       t = sink.AppendWithStateOwned(batch, mark);  // handed over, not copied
     } else {
@@ -201,7 +205,7 @@ void MqttSource::Impl::OnMessage(const mqtt::const_message_ptr& msg) {
     err.rule = "topic";
     err.reason = "topic does not match topic_template \"" + tmpl->pattern() + "\"";
   } else {
-    ok = parser.Parse(payload, sensor, now, opt.name, &batch, &err);
+    ok = ParseInto(payload, now, &err);
   }
   QuarantineRecord q;
   if (!ok) {
