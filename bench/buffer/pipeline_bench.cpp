@@ -9,14 +9,16 @@
 //   parse:    PayloadParser::Parse alone;  validate: parse + Ingest into a sink that counts;
 //   pipeline: the buffer-to-object half alone (the same readings, already parsed, from
 //             Store::Append on);
+//   object:   ObjectBuilder::Build of the same readings without the buffer, batch by batch;
 //   floor:    what any program turning these payloads into these objects spends in the
 //             libraries, whatever it does in between: simdjson reading every field of every
-//             payload (json) + ObjectBuilder::Build of the readings, batch by batch (object).
+//             payload (json) + zstd level 1, SHA-256 and MD5 of the objects' NDJSON (zstd).
 // All in the same run, best of --repeat runs each (noise on a shared VM only adds CPU time).
 // The ratios (full / floor, pipeline / object) compare builds of this tree; the agent's own CPU
 // per reading, Paho included, is measured by bench/mqtt/run.sh.
 //
-//   pipeline_bench [--readings N] [--group N] [--batch N] [--repeat N] [--dir DIR]
+//   pipeline_bench [--readings N] [--group N] [--batch N] [--repeat N] [--dir DIR] [--only STAGE]
+//   (--only: that stage alone, e.g. under perf; no summary)
 #include <simdjson.h>
 #include <time.h>
 
@@ -275,26 +277,20 @@ double JsonFloor(const std::vector<std::string>& payloads) {
   return cpu;
 }
 
-// The same readings straight into ObjectBuilder::Build, `batch_readings` at a time.
-double Baseline(int readings, int batch_readings) {
-  uploader::ObjectBuilder builder(Output());
+// The same readings as the buffer's batches would carry them (each names the 800 series once,
+// series g * 50 + i), `batch_readings` at a time, handed to `use`.
+template <class Use>
+void ForEachBatch(int readings, int batch_readings, Use use) {
   std::vector<std::vector<Reading>> packs = MakePacks();
   const int n_packs = readings / kSensors;
   Batch batch;
   batch.kind = BatchKind::kReadings;
-  // A batch names each of the 800 series once (series g * 50 + i), as the buffer's batches do.
   auto reset = [&] {
     batch.columns = ReadingColumns();
     for (const std::vector<Reading>& pack : packs)
       for (const Reading& r : pack) batch.columns.series.push_back(ReadingColumns::Series{r.sensor, r.unit, r.source, r.type});
   };
-  auto build = [&] {
-    Result<uploader::Object> obj = builder.Build(batch);
-    if (!obj.ok()) Check(obj.status(), "build an object");
-    reset();
-  };
   reset();
-  const double t0 = CpuSeconds();
   for (int k = 0; k < n_packs; ++k) {
     FillPack(packs, k);
     ReadingColumns& c = batch.columns;
@@ -307,16 +303,49 @@ double Baseline(int readings, int batch_readings) {
       c.quality.push_back(r.quality);
       c.seq.push_back(r.seq);
     }
-    if (c.size() >= static_cast<size_t>(batch_readings)) build();
+    if (c.size() >= static_cast<size_t>(batch_readings)) {
+      use(batch);
+      reset();
+    }
   }
-  if (!batch.columns.empty()) build();
+  if (!batch.columns.empty()) use(batch);
+}
+
+// The same readings straight into ObjectBuilder::Build: the object without the buffer.
+double Baseline(int readings, int batch_readings) {
+  uploader::ObjectBuilder builder(Output());
+  const double t0 = CpuSeconds();
+  ForEachBatch(readings, batch_readings, [&](const Batch& b) {
+    Result<uploader::Object> obj = builder.Build(b);
+    if (!obj.ok()) Check(obj.status(), "build an object");
+  });
   return CpuSeconds() - t0;
+}
+
+// The library floor of the object: zstd (level 1, with checksum), SHA-256 and MD5 of each batch's
+// NDJSON, rendered beforehand (not timed).
+double CompressFloor(int readings, int batch_readings) {
+  uploader::ZstdCompressor zstd(Output().zstd_level, true);
+  std::string ndjson, body;
+  double cpu = 0;
+  size_t digests = 0;
+  ForEachBatch(readings, batch_readings, [&](const Batch& b) {
+    ndjson.clear();
+    uploader::EncodeReadings(uploader::Format::kNdjson, Output().context, b, &ndjson);
+    const double t0 = CpuSeconds();
+    Check(zstd.Compress(ndjson, &body), "compress");
+    digests += uploader::Sha256Hex(body).size() + uploader::Md5Base64(body).size();
+    cpu += CpuSeconds() - t0;
+  });
+  if (digests == 0) Die("compress floor compressed nothing");
+  return cpu;
 }
 
 }  // namespace
 
 int main(int argc, char** argv) {
   int readings = 1'000'000, group = 5000, batch = 100'000, repeat = 5;
+  std::string only;  // one stage alone (for a profiler)
   std::string dir = (std::filesystem::temp_directory_path() / "edgepipe-pipeline-bench").string();
   for (int i = 1; i < argc; ++i) {
     std::string a = argv[i];
@@ -332,8 +361,10 @@ int main(int argc, char** argv) {
     else if (a == "--batch") batch = atoi(next());
     else if (a == "--repeat") repeat = atoi(next());
     else if (a == "--dir") dir = next();
+    else if (a == "--only") only = next();
     else {
-      fprintf(stderr, "usage: %s [--readings N] [--group N] [--batch N] [--repeat N] [--dir DIR]\n", argv[0]);
+      fprintf(stderr, "usage: %s [--readings N] [--group N] [--batch N] [--repeat N] [--dir DIR] [--only STAGE]\n",
+              argv[0]);
       return 2;
     }
   }
@@ -345,21 +376,35 @@ int main(int argc, char** argv) {
   }
   SetLogLevel(LogLevel::kWarning);
   const agent::ValidationConfig validation = DefaultValidation();
-  std::vector<std::string> payloads;
-  for (int k = 0; k < readings / kSensors; ++k) payloads.push_back(SenmlPayload(k));
+  std::vector<std::string> payloads;  // made for the first stage that reads them (not timed)
+  auto with_payloads = [&](auto stage) {
+    return [&, stage] {
+      if (payloads.empty())
+        for (int k = 0; k < readings / kSensors; ++k) payloads.push_back(SenmlPayload(k));
+      return stage();
+    };
+  };
   struct Stage {
     const char* name;
     std::function<double()> run;
     double best = 1e30;
   };
   std::vector<Stage> stages = {
-      {"json", [&] { return JsonFloor(payloads); }},
+      {"json", with_payloads([&] { return JsonFloor(payloads); })},
+      {"zstd", [&] { return CompressFloor(readings, batch); }},
       {"object", [&] { return Baseline(readings, batch); }},
-      {"parse", [&] { return Front(payloads, nullptr); }},
-      {"validate", [&] { return Front(payloads, &validation); }},
+      {"parse", with_payloads([&] { return Front(payloads, nullptr); })},
+      {"validate", with_payloads([&] { return Front(payloads, &validation); })},
       {"pipeline", [&] { return Pipeline(dir, readings, group, batch); }},
-      {"full", [&] { return Full(dir, payloads, group, batch, validation); }},
+      {"full", with_payloads([&] { return Full(dir, payloads, group, batch, validation); })},
   };
+  if (!only.empty()) {
+    std::erase_if(stages, [&](const Stage& st) { return only != st.name; });
+    if (stages.empty()) {
+      fprintf(stderr, "pipeline_bench: no stage named \"%s\"\n", only.c_str());
+      return 2;
+    }
+  }
   printf("# %d readings (16 x 50 sensors, SenML packs of 50), commit every %d, batches of %d; us/reading per run\n",
          readings, group, batch);
   for (int r = 0; r < repeat; ++r) {  // alternated, so that every stage sees the same machine
@@ -378,16 +423,19 @@ int main(int argc, char** argv) {
       if (std::string(name) == st.name) return st.best;
     return 0.0;
   };
-  const double floor = best("json") + best("object");
+  if (!only.empty()) return 0;
+  const double floor = best("json") + best("zstd");
   printf("best of %d, us/reading:\n", repeat);
   printf("  json      %.3f  simdjson reading every field of the payloads (library floor)\n", best("json"));
-  printf("  object    %.3f  NDJSON+zstd+MD5+SHA-256 of the readings, no buffer (library floor)\n", best("object"));
+  printf("  zstd      %.3f  zstd level 1 + SHA-256 + MD5 of the objects' NDJSON (library floor)\n", best("zstd"));
+  printf("  object    %.3f  the objects built from the readings without the buffer (NDJSON, then the above)\n",
+         best("object"));
   printf("  parse     %.3f  fb::PayloadParser\n", best("parse"));
   printf("  validate  %.3f  parse + agent::Ingest (default validation)\n", best("validate"));
   printf("  pipeline  %.3f  Store append+commit -> lease -> object -> ack (readings already parsed)\n",
          best("pipeline"));
   printf("  full      %.3f  payload -> parse -> validation -> buffer -> object\n", best("full"));
-  printf("floor (json + object) %.3f us/reading; full / floor %.2fx; pipeline / object %.2fx\n", floor,
+  printf("library floor (json + zstd) %.3f us/reading; full / floor %.2fx; pipeline / object %.2fx\n", floor,
          best("full") / floor, best("pipeline") / best("object"));
   return 0;
 }
