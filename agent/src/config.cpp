@@ -122,6 +122,7 @@ ParseResult ParseConfigText(const std::string& text, const std::string& file_nam
   Config c;
   c.file = file_name;
   c.buffer.path = "/var/lib/edgepipe/buffer.db";
+  c.buffer.ack_journal = true;
   for (auto&& [k, v] : root) {
     const std::string key(k.str());
     if (key == "device") {

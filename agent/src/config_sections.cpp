@@ -108,11 +108,19 @@ const Section<buffer::Options>& BufferSection() {
         {{"full", buffer::SyncMode::kFull}, {"normal", buffer::SyncMode::kNormal}},
         "`full`: an acknowledged reading survives a power cut. `normal`: survives a process crash; a power cut "
         "may roll back the last commits."));
+    Field<O> journal = BoolField<O>("ack_journal", &O::ack_journal,
+        "A source that acknowledges only durable data (MQTT QoS 1, serial) is answered once its message is "
+        "appended to a journal beside the database (`<path>.ack0`, `.ack1`: one write, plus an fdatasync at "
+        "`sync = full`) instead of after a database commit of its own; the group commit keeps its pace and the "
+        "journal is replayed at the next start (docs/durability.md). `false`: one commit per acknowledged message.");
+    journal.doc.default_text = "true";
+    sec.fields.push_back(journal);
     sec.fields.push_back(DurationField<O>("commit_interval", &O::commit_interval_us, kMs, kMin,
         "Group commit: readings are committed at least this often..."));
     sec.fields.push_back(IntField<O, uint64_t>("commit_readings", &O::commit_max_readings, 1, 1'000'000,
         "...or as soon as this many are waiting (large groups are what makes ingest cheap at high rates; a source "
-        "that waits for durability, e.g. MQTT QoS 1 or serial, gets its commit at once anyway)."));
+        "that waits for durability, e.g. MQTT QoS 1 or serial, is answered by `ack_journal`, or with it off gets "
+        "its commit at once)."));
     sec.fields.push_back(SizeField<O>("max_size", &O::max_size_bytes, 1ull << 20, 1ull << 40,
         "Hard disk budget for the database and its WAL together: the file never grows past it (an eighth, "
         "256 KiB to 32 MiB, is kept for the WAL). What happens when it is reached is `on_full`."));

@@ -119,6 +119,14 @@ void RenderBuffer(Writer& w, const AgentSnapshot& s) {
   w.Family("edgepipe_buffer_commit_errors_total", "counter",
            "Failed commits since start (disk full, I/O error); readings stay in memory and are retried.");
   w.Int(b.commit_errors);
+  w.Family("edgepipe_buffer_journal_writes_total", "counter",
+           "Waits for durability (MQTT QoS 1, serial acknowledgements) answered by the acknowledgement journal "
+           "instead of a commit, since start.");
+  w.Int(b.journal_writes);
+  w.Family("edgepipe_buffer_journal_replayed_appends", "gauge",
+           "Appends replayed from the acknowledgement journal when the buffer was opened (acknowledged before "
+           "the last stop, not yet committed then).");
+  w.Int(b.journal_replayed);
   w.Family("edgepipe_buffer_writer_healthy", "gauge",
            "1 unless the buffer writer is stuck in one database operation (a commit, merge or reopen) longer "
            "than agent.writer_stall_timeout, or its thread has exited.");

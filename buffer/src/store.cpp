@@ -6,6 +6,7 @@
 #include "edgepipe/core/log.h"
 #include "edgepipe/core/time_util.h"
 #include "sqlite_util.h"
+#include "ack_journal.h"
 #include "store_impl.h"
 
 namespace edgepipe::buffer {
@@ -214,6 +215,10 @@ Result<uint64_t> Store::Impl::Enqueue(Pending&& add, std::span<const Reading> re
   const bool was_empty = pending.empty();
   if (was_empty) pending_since_mono = clock->MonotonicNowUs();
   const uint64_t ticket = ++appended_ticket;
+  if (journal.on) {  // encoded now, written by the first waiter (JournalCovers)
+    EncodeJournalRecord(&journal.buf, journal.generation, ticket, readings, add.quarantine, add.gaps, add.state);
+    journal.buf_ticket = ticket;
+  }
   if (!readings.empty()) pending.AddReadings(readings, ticket, &spare_chunks);
   for (QuarantineRecord& q : add.quarantine) pending.quarantine.push_back(std::move(q));
   for (GapRecord& g : add.gaps) pending.gaps.push_back(std::move(g));
@@ -247,6 +252,13 @@ Status Store::Impl::CommitQueue(std::unique_lock<std::mutex>& lock) {
     urgent = true;  // commit the rest right after
   }
   memory_readings = pending.readings;
+  if (journal.on) {
+    // The transaction records the last journaled append it holds; appends from now on go to
+    // the other file (when it is empty), so that this one can be emptied once this commit is in.
+    work.journal_generation = journal.generation;
+    work.journal_ticket = ticket;
+    if (journal.max_ticket[journal.active ^ 1] == 0) journal.active ^= 1;
+  }
   committing = true;
   lock.unlock();
   commit_started_mono = clock->MonotonicNowUs();
@@ -261,6 +273,7 @@ Status Store::Impl::CommitQueue(std::unique_lock<std::mutex>& lock) {
     backoff_us = 0;
     retry_at = 0;
     durable_ticket = std::max(durable_ticket, ticket);
+    JournalCommitted(durable_ticket);
     last_error = Status::Ok();
     maintenance_due = true;
   } else {
@@ -451,6 +464,8 @@ Result<std::unique_ptr<Store>> Store::Open(const Options& options) {
     Status s = impl->OpenDatabase();
     if (!s.ok()) return s;
   }
+  // Appends acknowledged before the last stop but not committed (takes db_mu itself).
+  if (Status s = impl->JournalReplay(); !s.ok()) return s;
   Impl* raw = impl.get();
   raw->writer_running = true;  // before the thread runs, so a health check right after Open sees it
   raw->writer = std::thread([raw] { raw->WriterLoop(); });
@@ -467,6 +482,8 @@ Store::~Store() {
   }
   impl_->writer_cv.notify_all();
   if (impl_->writer.joinable()) impl_->writer.join();
+  std::lock_guard<std::mutex> lock(impl_->mu);
+  impl_->JournalClose();
 }
 
 Result<uint64_t> Store::Append(std::span<const Reading> readings) { return impl_->Enqueue(Pending(), readings); }
@@ -518,7 +535,9 @@ Result<uint64_t> Store::RecordGap(const GapRecord& gap) {
   return impl_->Enqueue(std::move(add), {});
 }
 
-Status Store::WaitDurable(uint64_t ticket) {
+Status Store::WaitDurable(uint64_t ticket) { return WaitFor(ticket, /*journal=*/true); }
+
+Status Store::WaitFor(uint64_t ticket, bool journal) {
   std::unique_lock<std::mutex> lock(impl_->mu);
   auto dropped = [&]() -> bool { return impl_->dropped_tickets.erase(ticket) > 0; };
   auto dropped_status = [] {
@@ -527,6 +546,11 @@ Status Store::WaitDurable(uint64_t ticket) {
   };
   if (dropped()) return dropped_status();
   if (impl_->durable_ticket >= ticket) return Status::Ok();
+  if (journal) {
+    // Appended since the first wait: durable once written to the acknowledgement journal.
+    if (impl_->JournalCovers(ticket)) return Status::Ok();
+    impl_->JournalStart();  // the first wait: encode appends from now on (this one is committed)
+  }
   const uint64_t gen = impl_->error_generation;
   if (impl_->CanCommitInline(ticket)) {
     // Commit the queue on this thread: an MQTT handler at QoS 1 waits for every message, and
@@ -569,7 +593,7 @@ Status Store::Flush() {
     std::lock_guard<std::mutex> lock(impl_->mu);
     ticket = impl_->appended_ticket;
   }
-  return WaitDurable(ticket);
+  return WaitFor(ticket, /*journal=*/false);
 }
 
 Result<uint64_t> Store::MergeNow() {

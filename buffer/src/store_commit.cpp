@@ -446,6 +446,14 @@ Status Store::Impl::WriteTransaction(Pending& work, std::vector<std::pair<int64_
     if (!s.ok()) break;
     s = AddCounter(name.c_str(), delta);
   }
+  if (s.ok() && work.journal_ticket != 0) {
+    // The last acknowledgement-journal append this transaction holds (store_journal.cpp).
+    Stmt& up = Cached("INSERT INTO meta(key, value) VALUES('ack_journal', ?) "
+                      "ON CONFLICT(key) DO UPDATE SET value = excluded.value");
+    up.Bind(1, StrFormat("%llu %llu", static_cast<unsigned long long>(work.journal_generation),
+                         static_cast<unsigned long long>(work.journal_ticket)));
+    s = SqliteStatus(up.Step(), db, "record the acknowledgement journal's position");
+  }
   if (s.ok() && *chunk_base < 0) s = AddCounter("group_commits", 1);  // see above
   PageCounts counts;
   // Inside the transaction these cost no locks; a failure only leaves the cache invalid.

@@ -67,6 +67,10 @@ struct Pending {
   std::vector<GapRecord> gaps;
   std::map<std::string, std::string> state;     // source state, latest value per key
   std::map<std::string, int64_t> counter_deltas;  // counted in memory, persisted with the commit
+  // The last journaled append this work covers (ack_journal.h): written to `meta` in the same
+  // transaction. 0 = not journaling.
+  uint64_t journal_generation = 0;
+  uint64_t journal_ticket = 0;
 
   bool empty() const { return readings == 0 && quarantine.empty() && gaps.empty() && state.empty() && counter_deltas.empty(); }
   size_t items() const { return readings + quarantine.size() + gaps.size(); }
@@ -175,6 +179,21 @@ struct Store::Impl {
   int64_t backoff_us = 0;         // after failed commits: the current retry delay...
   int64_t retry_at = 0;           // ...and when the writer retries (steady clock; 0 = no backoff)
   std::thread writer;
+  // The acknowledgement journal (ack_journal.h, store_journal.cpp).
+  struct Journal {
+    bool allowed = false;          // Options::ack_journal and a file database
+    bool on = false;               // a waiter came: every append is also encoded into `buf`
+    bool failed = false;           // a write failed: waiters commit again, as without it
+    uint64_t first_ticket = 0;     // the first append encoded
+    uint64_t generation = 0;       // this process's records (random)
+    std::string path[2];
+    int fd[2] = {-1, -1};
+    int active = 0;                // the file appends are written to
+    uint64_t max_ticket[2] = {0, 0};  // largest ticket written to each file (0: empty)
+    std::string buf;               // encoded appends not written yet
+    uint64_t buf_ticket = 0;       // largest ticket in `buf`
+    uint64_t written_ticket = 0;   // every append from first_ticket to this is in a file
+  } journal;
 
   // Written by the writer (and AckBatch), read anywhere.
   std::atomic<WriterState> state{WriterState::kOk};
@@ -190,6 +209,8 @@ struct Store::Impl {
   std::atomic<uint64_t> evictions{0};
   std::atomic<uint64_t> reopens{0};
   std::atomic<uint64_t> memory_readings{0};
+  std::atomic<uint64_t> journal_writes{0};     // waits answered by the journal
+  uint64_t journal_replayed = 0;               // appends replayed from it at open
 
   ~Impl() { CloseDb(); }
 
@@ -256,6 +277,13 @@ struct Store::Impl {
   // After a commit: empties the committed chunks into spare_chunks (bounded), for reuse.
   void KeepSpareChunks(Pending& committed);
   Result<uint64_t> Enqueue(Pending&& add, std::span<const Reading> readings);
+
+  // store_journal.cpp
+  Status JournalReplay();          // at open, before the writer starts: commits what the journal holds
+  void JournalStart();             // under mu, at the first wait: opens the files, encodes appends from now
+  bool JournalCovers(uint64_t ticket);  // under mu: true once `ticket` is in a file (writes `buf`)
+  void JournalCommitted(uint64_t ticket);  // under mu, after a commit of every ticket <= `ticket`
+  void JournalClose();             // after the writer stopped
   void DropOldestInMemory(size_t n);  // under mu
   std::string BatchName(uint64_t id) const;
   Status CheckWritable() const;   // under db_mu: OK unless IO_ERROR

@@ -81,6 +81,8 @@ Stats Store::GetStats() {
   st.max_bytes = impl_->opt.max_size_bytes;
   st.commits = impl_->commits.load();
   st.commits_by_waiters = impl_->commits_by_waiters.load();
+  st.journal_writes = impl_->journal_writes.load();
+  st.journal_replayed = impl_->journal_replayed;
   st.commit_errors = impl_->commit_errors.load();
   st.merges = impl_->merges.load();
   st.evictions = impl_->evictions.load();

@@ -6,7 +6,9 @@
 //
 // Invariants:
 //  1. A ticket returned by Append/Quarantine/RecordGap is durable (at the configured sync level)
-//     once WaitDurable(ticket) returned OK; before that it lives only in memory.
+//     once WaitDurable(ticket) returned OK; before that it lives only in memory. Durable means
+//     committed, or (after the first wait) written to the acknowledgement journal, whose records
+//     the next Open commits; it is visible to batches and statistics once committed (Flush()).
 //  2. A chunk belongs to at most one batch; a batch's chunk set never changes after the claim
 //     transaction committed, so re-reading a batch after a crash gives the same readings. (One
 //     exception: a chunk found undecodable when the batch is loaded is set aside and replaced by
@@ -51,6 +53,11 @@ struct Options {
   int64_t merge_min_age_us = 0;
   std::string vfs_name;                      // SQLite VFS to open with ("" = default); tests
   Clock* clock = nullptr;                    // nullptr = RealClock::Default()
+  // WaitDurable() answered by appending to `<path>.ack0`/`.ack1` (one write, and an fdatasync at
+  // sync = full) instead of a SQLite commit per call; replayed at the next open
+  // (docs/durability.md, "The acknowledgement journal"). Off: every waiter commits. The agent
+  // turns it on (`buffer.ack_journal`, default true).
+  bool ack_journal = false;
 };
 
 struct Stats {
@@ -80,6 +87,8 @@ struct Stats {
   // This process:
   uint64_t commits = 0;
   uint64_t commits_by_waiters = 0;   // of these, made on the thread of a WaitDurable caller
+  uint64_t journal_writes = 0;       // waits answered by the acknowledgement journal instead
+  uint64_t journal_replayed = 0;     // appends replayed from it when this store was opened
   uint64_t commit_errors = 0;
   uint64_t merges = 0;               // merge transactions
   uint64_t evictions = 0;            // eviction transactions
@@ -119,7 +128,8 @@ class Store final : public ReadingSink, public BatchSource {
   // its acknowledgement (used to seed duplicate detection).
   Result<std::vector<Reading>> RecentReadings(size_t max_readings);
 
-  // Commits everything appended so far and waits for it.
+  // Commits everything appended so far into the database and waits for it (WaitDurable may
+  // answer from the acknowledgement journal before the commit).
   Status Flush();
   // Merges every small chunk that can be merged now (the writer does this in the background;
   // benchmarks and tests call it to reach a steady state). Returns the number of merges.
@@ -139,6 +149,8 @@ class Store final : public ReadingSink, public BatchSource {
 
  private:
   explicit Store(std::unique_ptr<Impl> impl);
+  // WaitDurable (`journal`: the acknowledgement journal may answer) and Flush (it may not).
+  Status WaitFor(uint64_t ticket, bool journal);
   std::unique_ptr<Impl> impl_;
 };
 

@@ -1,0 +1,183 @@
+#include "ack_journal.h"
+
+#include <array>
+#include <cstring>
+
+#include "varint.h"
+
+namespace edgepipe::buffer {
+namespace {
+
+// CRC-32 (IEEE 802.3, reflected, as zlib's crc32), table-driven.
+constexpr std::array<uint32_t, 256> MakeCrcTable() {
+  std::array<uint32_t, 256> t{};
+  for (uint32_t i = 0; i < 256; ++i) {
+    uint32_t c = i;
+    for (int k = 0; k < 8; ++k) c = (c & 1) ? 0xEDB88320u ^ (c >> 1) : c >> 1;
+    t[i] = c;
+  }
+  return t;
+}
+constexpr std::array<uint32_t, 256> kCrcTable = MakeCrcTable();
+
+uint32_t Crc32(std::string_view s) {
+  uint32_t c = 0xFFFFFFFFu;
+  for (unsigned char b : s) c = kCrcTable[(c ^ b) & 0xFF] ^ (c >> 8);
+  return c ^ 0xFFFFFFFFu;
+}
+
+void PutFixed32(std::string* out, uint32_t v) {
+  char b[4];
+  for (int i = 0; i < 4; ++i) b[i] = static_cast<char>(v >> (8 * i));
+  out->append(b, 4);
+}
+void PutFixed64(std::string* out, uint64_t v) {
+  char b[8];
+  for (int i = 0; i < 8; ++i) b[i] = static_cast<char>(v >> (8 * i));
+  out->append(b, 8);
+}
+uint64_t GetFixed(const char* p, int n) {
+  uint64_t v = 0;
+  for (int i = 0; i < n; ++i) v |= static_cast<uint64_t>(static_cast<unsigned char>(p[i])) << (8 * i);
+  return v;
+}
+void PutString(std::string* out, std::string_view s) {
+  PutVarint(out, s.size());
+  out->append(s);
+}
+uint64_t Fixed64(ByteReader& r) {
+  char b[8];
+  return r.Bytes(b, 8) ? GetFixed(b, 8) : 0;
+}
+int64_t Signed(ByteReader& r) { return static_cast<int64_t>(Fixed64(r)); }
+std::string Str(ByteReader& r) { return std::string(r.String()); }
+
+constexpr size_t kHeader = 8;                     // length + CRC
+constexpr uint64_t kMaxRecord = 256ull << 20;     // larger = damaged length field
+
+}  // namespace
+
+void EncodeJournalRecord(std::string* out, uint64_t generation, uint64_t ticket, std::span<const Reading> readings,
+                         std::span<const QuarantineRecord> quarantine, std::span<const GapRecord> gaps,
+                         const std::map<std::string, std::string>& state) {
+  const size_t start = out->size();
+  out->append(kHeader, '\0');  // filled in below
+  PutFixed64(out, generation);
+  PutFixed64(out, ticket);
+  PutVarint(out, readings.size());
+  for (const Reading& r : readings) {
+    PutString(out, r.sensor);
+    PutFixed64(out, static_cast<uint64_t>(r.ts_us));
+    uint64_t bits;
+    std::memcpy(&bits, &r.value, 8);
+    PutFixed64(out, bits);
+    out->push_back(static_cast<char>(r.type));
+    PutVarint(out, r.quality);
+    PutString(out, r.unit);
+    PutString(out, r.text);
+    PutString(out, r.source);
+    PutVarint(out, r.seq);
+  }
+  PutVarint(out, quarantine.size());
+  for (const QuarantineRecord& q : quarantine) {
+    PutFixed64(out, static_cast<uint64_t>(q.ts_us));
+    PutFixed64(out, static_cast<uint64_t>(q.reading_ts_us));
+    PutString(out, q.source);
+    PutString(out, q.sensor);
+    PutString(out, q.rule);
+    PutString(out, q.reason);
+    PutString(out, q.value);
+    PutString(out, q.raw);
+  }
+  PutVarint(out, gaps.size());
+  for (const GapRecord& g : gaps) {
+    PutString(out, g.source);
+    PutString(out, g.sensor);
+    PutFixed64(out, static_cast<uint64_t>(g.from_us));
+    PutFixed64(out, static_cast<uint64_t>(g.to_us));
+    PutVarint(out, g.count);
+    PutString(out, g.reason);
+  }
+  PutVarint(out, state.size());
+  for (const auto& [k, v] : state) {
+    PutString(out, k);
+    PutString(out, v);
+  }
+  const std::string_view payload(out->data() + start + kHeader, out->size() - start - kHeader);
+  std::string header;
+  PutFixed32(&header, static_cast<uint32_t>(payload.size()));
+  PutFixed32(&header, Crc32(payload));
+  std::memcpy(out->data() + start, header.data(), kHeader);
+}
+
+std::vector<JournalRecord> DecodeJournal(std::string_view bytes, size_t* damaged_bytes) {
+  std::vector<JournalRecord> out;
+  size_t pos = 0;
+  auto stop = [&] {
+    *damaged_bytes = bytes.size() - pos;
+    return out;
+  };
+  while (pos < bytes.size()) {
+    if (bytes.size() - pos < kHeader) return stop();
+    const uint64_t len = GetFixed(bytes.data() + pos, 4);
+    const uint32_t crc = static_cast<uint32_t>(GetFixed(bytes.data() + pos + 4, 4));
+    if (len > kMaxRecord || bytes.size() - pos - kHeader < len) return stop();
+    const std::string_view payload = bytes.substr(pos + kHeader, len);
+    if (Crc32(payload) != crc) return stop();
+    ByteReader r(payload);
+    JournalRecord rec;
+    rec.generation = Fixed64(r);
+    rec.ticket = Fixed64(r);
+    const uint64_t n_readings = r.Varint();
+    for (uint64_t i = 0; r.ok() && i < n_readings; ++i) {
+      Reading& x = rec.readings.emplace_back();
+      x.sensor = Str(r);
+      x.ts_us = Signed(r);
+      const uint64_t bits = Fixed64(r);
+      std::memcpy(&x.value, &bits, 8);
+      const uint8_t type = r.Byte();
+      if (type > static_cast<uint8_t>(ValueType::kString)) return stop();
+      x.type = static_cast<ValueType>(type);
+      x.quality = static_cast<uint32_t>(r.Varint());
+      x.unit = Str(r);
+      x.text = Str(r);
+      x.source = Str(r);
+      x.seq = r.Varint();
+    }
+    const uint64_t n_quarantine = r.ok() ? r.Varint() : 0;
+    for (uint64_t i = 0; r.ok() && i < n_quarantine; ++i) {
+      QuarantineRecord& q = rec.quarantine.emplace_back();
+      q.ts_us = Signed(r);
+      q.reading_ts_us = Signed(r);
+      q.source = Str(r);
+      q.sensor = Str(r);
+      q.rule = Str(r);
+      q.reason = Str(r);
+      q.value = Str(r);
+      q.raw = Str(r);
+    }
+    const uint64_t n_gaps = r.ok() ? r.Varint() : 0;
+    for (uint64_t i = 0; r.ok() && i < n_gaps; ++i) {
+      GapRecord& g = rec.gaps.emplace_back();
+      g.source = Str(r);
+      g.sensor = Str(r);
+      g.from_us = Signed(r);
+      g.to_us = Signed(r);
+      g.count = r.Varint();
+      g.reason = Str(r);
+    }
+    const uint64_t n_state = r.ok() ? r.Varint() : 0;
+    for (uint64_t i = 0; r.ok() && i < n_state; ++i) {
+      std::string k = Str(r);
+      rec.state.emplace_back(std::move(k), Str(r));
+    }
+    // A record whose CRC matches but whose contents do not parse exactly is damaged all the same.
+    if (!r.ok() || !r.AtEnd()) return stop();
+    out.push_back(std::move(rec));
+    pos += kHeader + len;
+  }
+  *damaged_bytes = 0;
+  return out;
+}
+
+}  // namespace edgepipe::buffer

@@ -1,0 +1,222 @@
+// The acknowledgement journal (buffer/src/ack_journal.h): its record codec, and what a store
+// that was killed with appends acknowledged only through it finds at the next open. The kills
+// are real: a forked child acknowledges, then sends itself SIGKILL (no destructor runs, so no
+// final commit). Random kills under load are in fault_test.cpp (CrashTest).
+#include <signal.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cmath>
+#include <cstring>
+#include <filesystem>
+#include <limits>
+
+#include "ack_journal.h"
+#include "edgepipe/buffer/store.h"
+#include "test_util.h"
+
+#include <CppUTest/TestHarness.h>
+
+using namespace edgepipe;
+using namespace edgepipe::buffer;
+using edgepipe::testing::TempDir;
+
+namespace {
+
+constexpr int64_t kT0 = 1'700'000'000'000'000LL;
+
+Reading R(int i) {
+  Reading r;
+  r.sensor = "t" + std::to_string(i % 3);
+  r.ts_us = kT0 + i * 1'000'000LL;
+  r.value = 20.0 + i;
+  r.unit = "Cel";
+  r.source = "mq";
+  r.seq = static_cast<uint64_t>(i);
+  return r;
+}
+
+Options Opts(const std::string& path) {
+  Options o;
+  o.path = path;
+  o.sync = SyncMode::kNormal;
+  o.ack_journal = true;
+  o.commit_interval_us = 60'000'000;  // no group commit during the test: only the journal
+  o.commit_max_readings = 1'000'000;
+  return o;
+}
+
+// In a child process: opens the store, appends reading 0 and waits (the first wait commits and
+// starts the journal), then appends readings 1..n, each waited for (the journal answers), runs
+// `before_kill` and kills itself. Returns whether the child got as far as the kill.
+template <class Fn>
+bool AcknowledgeThenKill(const std::string& path, int n, Fn before_kill) {
+  const pid_t pid = fork();
+  if (pid == 0) {
+    Result<std::unique_ptr<Store>> s = Store::Open(Opts(path));
+    if (!s.ok()) _exit(2);
+    Store& st = **s;
+    for (int i = 0; i <= n; ++i) {
+      Result<uint64_t> t = st.Append(std::vector<Reading>{R(i)});
+      if (!t.ok() || !st.WaitDurable(*t).ok()) _exit(3);
+    }
+    QuarantineRecord q;
+    q.ts_us = kT0;
+    q.source = "mq";
+    q.rule = "parse";
+    q.reason = "not JSON";
+    q.raw = std::string("\0\xff{", 3);
+    Result<uint64_t> t = st.Quarantine(q);
+    if (!t.ok() || !st.WaitDurable(*t).ok()) _exit(4);
+    t = st.AppendWithState(std::vector<Reading>{}, SourceState{"mq/mqtt-pid/7", "abc"});
+    if (!t.ok() || !st.WaitDurable(*t).ok()) _exit(5);
+    const Stats stats = st.GetStats();
+    // One commit (the first wait's); every later wait written to the journal, none committed.
+    if (stats.commits != 1 || stats.journal_writes != static_cast<uint64_t>(n) + 2) _exit(6);
+    before_kill(st);
+    kill(getpid(), SIGKILL);
+    _exit(7);
+  }
+  int status = 0;
+  if (waitpid(pid, &status, 0) != pid) return false;
+  return WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL;
+}
+
+size_t CountReadings(Store& st) {
+  Result<std::vector<Reading>> rs = st.RecentReadings(1'000'000);
+  return rs.ok() ? rs->size() : 0;
+}
+
+}  // namespace
+
+TEST_GROUP(AckJournal) {
+  TempDir dir;
+  std::string path() { return dir.Join("buffer.db"); }
+};
+
+TEST(AckJournal, RecordsDecodeToWhatWasEncodedAndADamagedOneEndsTheFile) {
+  std::vector<Reading> rs = {R(1), R(2)};
+  rs[1].type = ValueType::kString;
+  rs[1].text = "on\nline";
+  rs[1].quality = 5;
+  rs[0].value = std::numeric_limits<double>::quiet_NaN();
+  std::vector<QuarantineRecord> qs(1);
+  qs[0].raw = std::string("\0\x01\xfe", 3);
+  qs[0].reason = "why";
+  qs[0].reading_ts_us = -5;
+  std::vector<GapRecord> gs = {GapRecord{"serial", "", kT0, kT0 + 9, 3, "sequence_gap"}};
+  std::map<std::string, std::string> state = {{"k", "v"}};
+  std::string bytes;
+  EncodeJournalRecord(&bytes, 42, 7, rs, qs, gs, state);
+  const size_t first_len = bytes.size();
+  EncodeJournalRecord(&bytes, 42, 8, std::vector<Reading>{R(3)}, {}, {}, {});
+  size_t damaged = 99;
+  std::vector<JournalRecord> got = DecodeJournal(bytes, &damaged);
+  LONGS_EQUAL(0, damaged);
+  LONGS_EQUAL(2, got.size());
+  LONGS_EQUAL(42, got[0].generation);
+  LONGS_EQUAL(7, got[0].ticket);
+  LONGS_EQUAL(2, got[0].readings.size());
+  CHECK_TRUE(std::isnan(got[0].readings[0].value));
+  got[0].readings[0].value = rs[0].value = 0;  // NaN != NaN
+  CHECK_TRUE(got[0].readings == rs);
+  CHECK_TRUE(got[0].quarantine == qs);
+  CHECK_TRUE(got[0].gaps == gs);
+  LONGS_EQUAL(1, got[0].state.size());
+  STRCMP_EQUAL("v", got[0].state[0].second.c_str());
+  CHECK_TRUE(got[1].readings[0] == R(3));
+  // A flipped byte in the second record: the first is still read, the rest reported.
+  std::string bad = bytes;
+  bad[bad.size() - 3] ^= 0x10;
+  got = DecodeJournal(bad, &damaged);
+  LONGS_EQUAL(1, got.size());
+  CHECK(damaged > 0);
+  // Every prefix (a write cut short) decodes to the whole records before the cut, and reports
+  // the rest as damaged.
+  for (size_t cut = 0; cut < bytes.size(); ++cut) {
+    got = DecodeJournal(std::string_view(bytes).substr(0, cut), &damaged);
+    const size_t whole = cut >= first_len ? 1 : 0;
+    LONGS_EQUAL(whole, got.size());
+    LONGS_EQUAL(cut - (whole ? first_len : 0), damaged);
+  }
+}
+
+TEST(AckJournal, AppendsAcknowledgedOnlyThroughItSurviveAKillAndAreCommittedOnce) {
+  CHECK_TRUE(AcknowledgeThenKill(path(), 10, [](Store&) {}));
+  CHECK_TRUE(std::filesystem::exists(path() + ".ack0") || std::filesystem::exists(path() + ".ack1"));
+  {
+    Result<std::unique_ptr<Store>> s = Store::Open(Opts(path()));
+    CHECK_TRUE(s.ok());
+    LONGS_EQUAL(12, (*s)->GetStats().journal_replayed);  // 10 appends, the quarantine record, the state
+    LONGS_EQUAL(11, CountReadings(**s));                 // reading 0 was committed before the kill
+    LONGS_EQUAL(1, (*s)->GetStats().quarantine_rows);
+    Result<std::optional<std::string>> v = (*s)->LoadState("mq/mqtt-pid/7");
+    CHECK_TRUE(v.ok() && v->has_value());
+    STRCMP_EQUAL("abc", (*v)->c_str());
+  }
+  // Replayed once: the files are gone and a second open finds the same readings, no more.
+  CHECK_FALSE(std::filesystem::exists(path() + ".ack0"));
+  CHECK_FALSE(std::filesystem::exists(path() + ".ack1"));
+  Result<std::unique_ptr<Store>> s = Store::Open(Opts(path()));
+  CHECK_TRUE(s.ok());
+  LONGS_EQUAL(0, (*s)->GetStats().journal_replayed);
+  LONGS_EQUAL(11, CountReadings(**s));
+}
+
+TEST(AckJournal, ATornLastRecordIsDroppedAndTheRecordsBeforeItReplayed) {
+  CHECK_TRUE(AcknowledgeThenKill(path(), 10, [](Store&) {}));
+  // The last write cut short by the kill: only its first bytes reached the file.
+  std::string file = path() + ".ack0";
+  if (!std::filesystem::exists(file) || std::filesystem::file_size(file) == 0) file = path() + ".ack1";
+  const auto size = std::filesystem::file_size(file);
+  CHECK(size > 10);
+  std::filesystem::resize_file(file, size - 3);
+  Result<std::unique_ptr<Store>> s = Store::Open(Opts(path()));
+  CHECK_TRUE(s.ok());
+  LONGS_EQUAL(11, (*s)->GetStats().journal_replayed);  // all but the state record
+  LONGS_EQUAL(11, CountReadings(**s));
+  Result<std::optional<std::string>> v = (*s)->LoadState("mq/mqtt-pid/7");
+  CHECK_TRUE(v.ok() && !v->has_value());
+}
+
+TEST(AckJournal, RecordsACommitAlreadyHoldsAreNotReplayedAgain) {
+  // Killed after a commit that holds every journaled append but before the journal files were
+  // emptied: the files are put back as they were before the commit.
+  const std::string saved = dir.Join("saved");
+  CHECK_TRUE(AcknowledgeThenKill(path(), 10, [&](Store& st) {
+    std::filesystem::create_directories(saved);
+    for (const char* ext : {".ack0", ".ack1"})
+      if (std::filesystem::exists(path() + ext)) std::filesystem::copy_file(path() + ext, saved + "/x" + ext);
+    if (!st.Flush().ok()) _exit(8);
+    if (std::filesystem::file_size(path() + ".ack0") + std::filesystem::file_size(path() + ".ack1") != 0) _exit(9);
+    for (const char* ext : {".ack0", ".ack1"})
+      if (std::filesystem::exists(saved + "/x" + ext))
+        std::filesystem::copy_file(saved + "/x" + ext, path() + ext, std::filesystem::copy_options::overwrite_existing);
+  }));
+  Result<std::unique_ptr<Store>> s = Store::Open(Opts(path()));
+  CHECK_TRUE(s.ok());
+  LONGS_EQUAL(0, (*s)->GetStats().journal_replayed);
+  LONGS_EQUAL(11, CountReadings(**s));
+  LONGS_EQUAL(1, (*s)->GetStats().quarantine_rows);
+}
+
+TEST(AckJournal, OffByDefaultAndFlushAlwaysCommits) {
+  Options o = Opts(path());
+  o.ack_journal = false;
+  {
+    Result<std::unique_ptr<Store>> s = Store::Open(o);
+    CHECK_TRUE(s.ok());
+    for (int i = 0; i < 3; ++i) CHECK_TRUE((*s)->WaitDurable(*(*s)->Append(std::vector<Reading>{R(i)})).ok());
+    LONGS_EQUAL(0, (*s)->GetStats().journal_writes);
+    LONGS_EQUAL(3, (*s)->GetStats().commits);
+  }
+  CHECK_FALSE(std::filesystem::exists(path() + ".ack0"));
+  CHECK_FALSE(Options().ack_journal);
+  // With it on, Flush() still commits (what WaitDurable answered from the journal included).
+  Result<std::unique_ptr<Store>> s = Store::Open(Opts(path()));
+  CHECK_TRUE(s.ok());
+  for (int i = 3; i < 6; ++i) CHECK_TRUE((*s)->WaitDurable(*(*s)->Append(std::vector<Reading>{R(i)})).ok());
+  LONGS_EQUAL(2, (*s)->GetStats().journal_writes);
+  CHECK_TRUE((*s)->Flush().ok());
+  LONGS_EQUAL(6, CountReadings(**s));
+}
