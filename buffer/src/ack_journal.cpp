@@ -20,11 +20,6 @@ constexpr std::array<uint32_t, 256> MakeCrcTable() {
 }
 constexpr std::array<uint32_t, 256> kCrcTable = MakeCrcTable();
 
-uint32_t Crc32(std::string_view s) {
-  uint32_t c = 0xFFFFFFFFu;
-  for (unsigned char b : s) c = kCrcTable[(c ^ b) & 0xFF] ^ (c >> 8);
-  return c ^ 0xFFFFFFFFu;
-}
 
 void PutFixed32(std::string* out, uint32_t v) {
   char b[4];
@@ -56,6 +51,12 @@ constexpr size_t kHeader = 8;                     // length + CRC
 constexpr uint64_t kMaxRecord = 256ull << 20;     // larger = damaged length field
 
 }  // namespace
+
+uint32_t JournalCrc32(std::string_view s) {
+  uint32_t c = 0xFFFFFFFFu;
+  for (unsigned char b : s) c = kCrcTable[(c ^ b) & 0xFF] ^ (c >> 8);
+  return c ^ 0xFFFFFFFFu;
+}
 
 void EncodeJournalRecord(std::string* out, uint64_t generation, uint64_t ticket, std::span<const Reading> readings,
                          std::span<const QuarantineRecord> quarantine, std::span<const GapRecord> gaps,
@@ -106,7 +107,7 @@ void EncodeJournalRecord(std::string* out, uint64_t generation, uint64_t ticket,
   const std::string_view payload(out->data() + start + kHeader, out->size() - start - kHeader);
   std::string header;
   PutFixed32(&header, static_cast<uint32_t>(payload.size()));
-  PutFixed32(&header, Crc32(payload));
+  PutFixed32(&header, JournalCrc32(payload));
   std::memcpy(out->data() + start, header.data(), kHeader);
 }
 
@@ -123,7 +124,7 @@ std::vector<JournalRecord> DecodeJournal(std::string_view bytes, size_t* damaged
     const uint32_t crc = static_cast<uint32_t>(GetFixed(bytes.data() + pos + 4, 4));
     if (len > kMaxRecord || bytes.size() - pos - kHeader < len) return stop();
     const std::string_view payload = bytes.substr(pos + kHeader, len);
-    if (Crc32(payload) != crc) return stop();
+    if (JournalCrc32(payload) != crc) return stop();
     ByteReader r(payload);
     JournalRecord rec;
     rec.generation = Fixed64(r);

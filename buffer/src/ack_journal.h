@@ -42,6 +42,9 @@ void EncodeJournalRecord(std::string* out, uint64_t generation, uint64_t ticket,
                          std::span<const QuarantineRecord> quarantine, std::span<const GapRecord> gaps,
                          const std::map<std::string, std::string>& state);
 
+// CRC-32 (IEEE, as zlib's crc32) of a record's payload.
+uint32_t JournalCrc32(std::string_view payload);
+
 // Decodes the records of a journal file's bytes, in order, up to the first torn or damaged one;
 // `*damaged_bytes` is what follows it (0 for a clean file).
 std::vector<JournalRecord> DecodeJournal(std::string_view bytes, size_t* damaged_bytes);

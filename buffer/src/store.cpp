@@ -260,6 +260,7 @@ Status Store::Impl::CommitQueue(std::unique_lock<std::mutex>& lock) {
     if (journal.max_ticket[journal.active ^ 1] == 0) journal.active ^= 1;
   }
   committing = true;
+  inflight = &work;
   lock.unlock();
   commit_started_mono = clock->MonotonicNowUs();
   bool uncertain = false;
@@ -267,6 +268,7 @@ Status Store::Impl::CommitQueue(std::unique_lock<std::mutex>& lock) {
   commit_started_mono = 0;
   lock.lock();
   committing = false;
+  inflight = nullptr;
   if (s.ok()) {
     KeepSpareChunks(work);
     ++commits;
@@ -495,6 +497,18 @@ Result<uint64_t> Store::AppendWithState(std::span<const Reading> readings, const
 }
 
 Result<std::optional<std::string>> Store::LoadState(const std::string& key) {
+  {
+    // Appended but not committed yet (the acknowledgement journal answers waits before the
+    // commit): an MQTT redelivery after a reconnect must find its packet's record here too.
+    // The newest first: the queue, the commit in flight, a commit in doubt; then the database.
+    std::lock_guard<std::mutex> lock(impl_->mu);
+    const Pending* queues[] = {&impl_->pending, impl_->inflight, impl_->uncertain_work.get()};
+    for (const Pending* p : queues) {
+      if (!p) continue;
+      auto it = p->state.find(key);
+      if (it != p->state.end()) return std::optional<std::string>(it->second);
+    }
+  }
   std::lock_guard<std::mutex> lock(impl_->db_mu);
   EP_RETURN_IF_ERROR(impl_->CheckWritable());
   // Cached: after a reconnect an MQTT source looks up every redelivered (DUP) message here.

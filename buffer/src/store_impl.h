@@ -169,6 +169,8 @@ struct Store::Impl {
   // reopened the database and found out; nothing else is committed meanwhile.
   std::unique_ptr<Pending> uncertain_work;
   uint64_t uncertain_ticket = 0;
+  // The work a commit is writing (CommitQueue, while `committing`): LoadState looks there too.
+  const Pending* inflight = nullptr;
   bool urgent = false;
   bool kick = false;              // space was freed: retry a failed commit now
   bool stop = false;

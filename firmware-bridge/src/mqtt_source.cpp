@@ -1,5 +1,6 @@
 // The MQTT source: Paho delivers each message on its delivery thread; the handler parses it,
-// hands it to the sink and (QoS >= 1) returns only once the commit is durable, because Paho
+// hands it to the sink and (QoS >= 1) returns only once it is durable (committed, or in the
+// buffer's acknowledgement journal), because Paho
 // sends the PUBACK when the handler returns (see the contract in mqtt.h).
 //
 // Redeliveries: a QoS >= 1 message committed but not yet acknowledged when the agent died comes

@@ -220,3 +220,24 @@ TEST(AckJournal, OffByDefaultAndFlushAlwaysCommits) {
   CHECK_TRUE((*s)->Flush().ok());
   LONGS_EQUAL(6, CountReadings(**s));
 }
+
+TEST(AckJournal, SourceStateIsFoundBeforeItsCommit) {
+  // A redelivered MQTT message looks up its packet's record right after a reconnect, when the
+  // journal may have answered for it and the commit not yet run.
+  Result<std::unique_ptr<Store>> s = Store::Open(Opts(path()));
+  CHECK_TRUE(s.ok());
+  Store& st = **s;
+  CHECK_TRUE(st.WaitDurable(*st.Append(std::vector<Reading>{R(0)})).ok());  // starts the journal
+  Result<uint64_t> t = st.AppendWithState(std::vector<Reading>{R(1)}, SourceState{"mq/mqtt-pid/9", "f1"});
+  CHECK_TRUE(t.ok());
+  CHECK_TRUE(st.WaitDurable(*t).ok());
+  LONGS_EQUAL(1, st.GetStats().commits);  // answered by the journal: not committed yet
+  Result<std::optional<std::string>> v = st.LoadState("mq/mqtt-pid/9");
+  CHECK_TRUE(v.ok() && v->has_value());
+  STRCMP_EQUAL("f1", (*v)->c_str());
+  // A newer value queued over a committed one wins.
+  CHECK_TRUE(st.Flush().ok());
+  CHECK_TRUE(st.AppendWithState(std::vector<Reading>{}, SourceState{"mq/mqtt-pid/9", "f2"}).ok());
+  v = st.LoadState("mq/mqtt-pid/9");
+  STRCMP_EQUAL("f2", (*v)->c_str());
+}

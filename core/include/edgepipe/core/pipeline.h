@@ -46,7 +46,7 @@ class ReadingSink {
     return AppendWithState(readings, state);
   }
 
-  // The value last committed for `key`, or nullopt.
+  // The value last stored for `key` (queued with an append, or committed), or nullopt.
   virtual Result<std::optional<std::string>> LoadState(const std::string& key) = 0;
 
   // Blocks until the commit holding `ticket` (and every earlier one) is durable at the

@@ -6,8 +6,9 @@
 // Delivery contract of MqttSource at QoS 1 (and 2): Paho sends the acknowledgement of an incoming
 // message only after the message handler returns (verified for Debian's Paho C 1.3.12 / C++ 1.2,
 // shared/notes/setup-verified.md section 2). The handler parses the payload, hands the readings
-// (or the quarantine record) to the sink and returns only after WaitDurable() confirmed the
-// commit. So a message is acknowledged only once it is durable. One that was committed but not
+// (or the quarantine record) to the sink and returns only after WaitDurable() confirmed that it
+// is durable (committed, or written to the buffer's acknowledgement journal, which the next start
+// commits: docs/durability.md). So a message is acknowledged only once it is durable. One that was committed but not
 // acknowledged when the agent died is sent again by the broker, with the DUP flag and its original
 // packet identifier; any number of messages can be in that state. Each commit therefore also
 // records (in the buffer's source state, key "<source>/mqtt-pid/<packet id>") a fingerprint of
@@ -20,7 +21,8 @@
 //
 // Paho delivers the messages of every client in a process on ONE thread (verified: a handler
 // blocked on one client stalls the others), so extra connections or shared subscriptions in one
-// process do not add QoS 1 throughput; each QoS 1 message costs one commit.
+// process do not add QoS 1 throughput; each QoS 1 message costs one journal write (one commit
+// with buffer.ack_journal off).
 #pragma once
 
 #include <cstdint>
