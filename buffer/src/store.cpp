@@ -257,6 +257,7 @@ Status Store::Impl::CommitQueue(std::unique_lock<std::mutex>& lock) {
     // the other file (when it is empty), so that this one can be emptied once this commit is in.
     work.journal_generation = journal.generation;
     work.journal_ticket = ticket;
+    work.journal_items_ticket = appended_ticket;  // TakeFront moves every non-reading item
     if (journal.max_ticket[journal.active ^ 1] == 0) journal.active ^= 1;
   }
   committing = true;

@@ -450,8 +450,9 @@ Status Store::Impl::WriteTransaction(Pending& work, std::vector<std::pair<int64_
     // The last acknowledgement-journal append this transaction holds (store_journal.cpp).
     Stmt& up = Cached("INSERT INTO meta(key, value) VALUES('ack_journal', ?) "
                       "ON CONFLICT(key) DO UPDATE SET value = excluded.value");
-    up.Bind(1, StrFormat("%llu %llu", static_cast<unsigned long long>(work.journal_generation),
-                         static_cast<unsigned long long>(work.journal_ticket)));
+    up.Bind(1, StrFormat("%llu %llu %llu", static_cast<unsigned long long>(work.journal_generation),
+                         static_cast<unsigned long long>(work.journal_ticket),
+                         static_cast<unsigned long long>(std::max(work.journal_ticket, work.journal_items_ticket))));
     s = SqliteStatus(up.Step(), db, "record the acknowledgement journal's position");
   }
   if (s.ok() && *chunk_base < 0) s = AddCounter("group_commits", 1);  // see above

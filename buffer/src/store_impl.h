@@ -71,6 +71,10 @@ struct Pending {
   // transaction. 0 = not journaling.
   uint64_t journal_generation = 0;
   uint64_t journal_ticket = 0;
+  // When a long queue is committed in parts (CommitQueue), the first part holds the readings of
+  // appends up to journal_ticket but the other items (quarantine, gaps, state) of appends up to
+  // this one.
+  uint64_t journal_items_ticket = 0;
 
   bool empty() const { return readings == 0 && quarantine.empty() && gaps.empty() && state.empty() && counter_deltas.empty(); }
   size_t items() const { return readings + quarantine.size() + gaps.size(); }

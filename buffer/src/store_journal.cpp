@@ -57,13 +57,16 @@ Status Store::Impl::JournalReplay() {
   }
   if (!any_file) return Status::Ok();
   // What the last commit of the journaling process recorded: its appends up to that ticket are in.
-  uint64_t meta_gen = 0, meta_ticket = 0;
+  // "<generation> <ticket> <items ticket>": readings of appends up to <ticket> and their other
+  // items (quarantine, gaps, state) up to <items ticket> are in (see Pending::journal_items_ticket).
+  uint64_t meta_gen = 0, meta_ticket = 0, meta_items = 0;
   {
     Stmt q(db, "SELECT value FROM meta WHERE key = ?");
     q.Bind(1, kMetaKey);
     if (q.Step() == SQLITE_ROW) {
       const char* v = reinterpret_cast<const char*>(sqlite3_column_text(q.get(), 0));
-      if (!v || sscanf(v, "%" SCNu64 " %" SCNu64, &meta_gen, &meta_ticket) != 2) meta_gen = meta_ticket = 0;
+      if (!v || sscanf(v, "%" SCNu64 " %" SCNu64 " %" SCNu64, &meta_gen, &meta_ticket, &meta_items) != 3)
+        meta_gen = meta_ticket = meta_items = 0;
     }
   }
   std::stable_sort(records.begin(), records.end(),
@@ -71,19 +74,23 @@ Status Store::Impl::JournalReplay() {
   Pending work;
   uint64_t replayed = 0, readings = 0, skipped = 0;
   for (JournalRecord& r : records) {
-    if (r.generation == meta_gen && r.ticket <= meta_ticket) {
+    const bool ours = r.generation == meta_gen;
+    if (ours && r.ticket <= meta_ticket) {
       ++skipped;
       continue;
     }
     work.AddReadings(r.readings, r.ticket);
     readings += r.readings.size();
-    for (QuarantineRecord& q : r.quarantine) work.quarantine.push_back(std::move(q));
-    for (const GapRecord& g : r.gaps) work.AddGap(g);
-    for (auto& [k, v] : r.state) work.state[k] = std::move(v);
+    if (!(ours && r.ticket <= meta_items)) {
+      for (QuarantineRecord& q : r.quarantine) work.quarantine.push_back(std::move(q));
+      for (const GapRecord& g : r.gaps) work.AddGap(g);
+      for (auto& [k, v] : r.state) work.state[k] = std::move(v);
+    }
     // One process's records are of one generation (the files are emptied at each open, before
     // new records are written); the commit records the last one it holds.
     work.journal_generation = r.generation;
     work.journal_ticket = std::max(work.journal_ticket, r.ticket);
+    work.journal_items_ticket = work.journal_ticket;
     ++replayed;
   }
   if (replayed > 0) {
