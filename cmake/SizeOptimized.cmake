@@ -18,7 +18,9 @@ edgepipe_size_optimize(edgepipe_agent ${_ep_config_sources}
 edgepipe_size_optimize(edgepipe agent/src/main.cpp agent/src/status_command.cpp)
 edgepipe_size_optimize(edgepipe_uploader
   uploader/src/credentials.cpp uploader/src/s3_errors.cpp uploader/src/schedule.cpp uploader/src/s3_sink.cpp
-  uploader/src/sigv4.cpp uploader/src/curl_transport.cpp uploader/src/uploader.cpp)
+  uploader/src/sigv4.cpp uploader/src/curl_transport.cpp uploader/src/uploader.cpp
+  uploader/src/object.cpp uploader/src/file_sink.cpp)
 edgepipe_size_optimize(fb_mqtt firmware-bridge/src/mqtt_session.cpp)
 edgepipe_size_optimize(fb_sysfs firmware-bridge/src/sysfs.cpp)
-edgepipe_size_optimize(edgepipe_buffer buffer/src/store_open.cpp buffer/src/store_stats.cpp)
+# store_journal.cpp: the replay runs at open; a wait costs a write() syscall either way.
+edgepipe_size_optimize(edgepipe_buffer buffer/src/store_open.cpp buffer/src/store_stats.cpp buffer/src/store_journal.cpp)
