@@ -36,10 +36,6 @@ uint64_t GetFixed(const char* p, int n) {
   for (int i = 0; i < n; ++i) v |= static_cast<uint64_t>(static_cast<unsigned char>(p[i])) << (8 * i);
   return v;
 }
-void PutString(std::string* out, std::string_view s) {
-  PutVarint(out, s.size());
-  out->append(s);
-}
 uint64_t Fixed64(ByteReader& r) {
   char b[8];
   return r.Bytes(b, 8) ? GetFixed(b, 8) : 0;

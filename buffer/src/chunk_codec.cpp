@@ -17,10 +17,6 @@ namespace {
 // that a damaged size field cannot make the decoder allocate much.
 constexpr size_t kMaxDecompressed = 32u << 20;
 
-void PutString(std::string* out, std::string_view s) {
-  PutVarint(out, s.size());
-  out->append(s.data(), s.size());
-}
 
 // Builds the uncompressed v2 payload; records section sizes when `sizes` is given.
 std::string BuildPayload(const ChunkData& data, ChunkColumnSizes* sizes) {
