@@ -215,7 +215,7 @@ Result<uint64_t> Store::Impl::Enqueue(Pending&& add, std::span<const Reading> re
   const bool was_empty = pending.empty();
   if (was_empty) pending_since_mono = clock->MonotonicNowUs();
   const uint64_t ticket = ++appended_ticket;
-  if (journal.on) {  // encoded now, written by the first waiter (JournalCovers)
+  if (journal.on && !journal.failed) {  // encoded now, written by the first waiter (JournalCovers)
     EncodeJournalRecord(&journal.buf, journal.generation, ticket, readings, add.quarantine, add.gaps, add.state);
     journal.buf_ticket = ticket;
   }

@@ -6,9 +6,7 @@
 #include <cerrno>
 #include <cinttypes>
 #include <cstring>
-#include <fstream>
 #include <random>
-#include <sstream>
 
 #include "ack_journal.h"
 #include "edgepipe/core/log.h"
@@ -20,14 +18,27 @@ namespace {
 constexpr const char* kLog = "buffer";
 constexpr const char* kMetaKey = "ack_journal";
 
+// Reads `path` whole. A missing file is not an error: *exists = false. (POSIX calls, not
+// std::ifstream, so that errno tells a missing file from an unreadable one.)
 bool ReadWholeFile(const std::string& path, std::string* out, bool* exists) {
-  std::ifstream in(path, std::ios::binary);
-  *exists = static_cast<bool>(in);
-  if (!in) return errno == ENOENT;
-  std::ostringstream ss;
-  ss << in.rdbuf();
-  *out = std::move(ss).str();
-  return !in.bad();
+  const int fd = open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  *exists = fd >= 0;
+  if (fd < 0) return errno == ENOENT;
+  char buf[64 * 1024];
+  while (true) {
+    const ssize_t n = read(fd, buf, sizeof buf);
+    if (n == 0) break;
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      const int e = errno;
+      close(fd);
+      errno = e;
+      return false;
+    }
+    out->append(buf, static_cast<size_t>(n));
+  }
+  close(fd);
+  return true;
 }
 
 }  // namespace
