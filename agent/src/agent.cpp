@@ -43,7 +43,13 @@ Result<uint64_t> Ingest::AppendWithStateOwned(std::vector<Reading>& readings, co
   return ProcessLocked(state);
 }
 
-Result<uint64_t> Ingest::ProcessLocked(const SourceState& state) {
+Result<uint64_t> Ingest::AppendWithCell(std::vector<Reading>& readings, const StateCell& cell) {
+  std::lock_guard<std::mutex> lock(mu_);
+  scratch_passed_.swap(readings);
+  return ProcessLocked(SourceState{}, &cell);
+}
+
+Result<uint64_t> Ingest::ProcessLocked(const SourceState& state, const StateCell* cell) {
   // Scratch vectors kept between calls (under the lock): no allocation per message. The
   // readings that pass stay in `passed` (validated in place).
   std::vector<Reading>& passed = scratch_passed_;
@@ -64,8 +70,9 @@ Result<uint64_t> Ingest::ProcessLocked(const SourceState& state) {
   }
   // The state is committed even when every reading was rejected or dropped: the source has
   // still consumed its input up to this point.
-  if (!passed.empty() || !state.key.empty()) {
-    Result<uint64_t> t = buffer_.AppendWithState(passed, state);
+  if (!passed.empty() || !state.key.empty() || cell) {
+    // The buffer's AppendWithCell reads `passed` without taking it (the hook below needs it).
+    Result<uint64_t> t = cell ? buffer_.AppendWithCell(passed, *cell) : buffer_.AppendWithState(passed, state);
     if (!t.ok()) {
       validator_.Forget();
       return t.status();

@@ -56,7 +56,7 @@ uint32_t JournalCrc32(std::string_view s) {
 
 void EncodeJournalRecord(std::string* out, uint64_t generation, uint64_t ticket, std::span<const Reading> readings,
                          std::span<const QuarantineRecord> quarantine, std::span<const GapRecord> gaps,
-                         const std::map<std::string, std::string>& state) {
+                         const std::map<std::string, std::string>& state, std::span<const StateCell> cells) {
   const size_t start = out->size();
   out->append(kHeader, '\0');  // filled in below
   PutFixed64(out, generation);
@@ -99,6 +99,14 @@ void EncodeJournalRecord(std::string* out, uint64_t generation, uint64_t ticket,
   for (const auto& [k, v] : state) {
     PutString(out, k);
     PutString(out, v);
+  }
+  if (!cells.empty()) {
+    PutVarint(out, cells.size());
+    for (const StateCell& c : cells) {
+      PutString(out, c.table);
+      PutVarint(out, c.index);
+      PutFixed64(out, c.value);
+    }
   }
   const std::string_view payload(out->data() + start + kHeader, out->size() - start - kHeader);
   std::string header;
@@ -167,6 +175,17 @@ std::vector<JournalRecord> DecodeJournal(std::string_view bytes, size_t* damaged
     for (uint64_t i = 0; r.ok() && i < n_state; ++i) {
       std::string k = Str(r);
       rec.state.emplace_back(std::move(k), Str(r));
+    }
+    if (r.ok() && !r.AtEnd()) {  // state cells (records without any end before)
+      const uint64_t n_cells = r.Varint();
+      for (uint64_t i = 0; r.ok() && i < n_cells; ++i) {
+        StateCell& c = rec.cells.emplace_back();
+        c.table = Str(r);
+        const uint64_t index = r.Varint();
+        if (index > UINT32_MAX) return stop();
+        c.index = static_cast<uint32_t>(index);
+        c.value = Fixed64(r);
+      }
     }
     // A record whose CRC matches but whose contents do not parse exactly is damaged all the same.
     if (!r.ok() || !r.AtEnd()) return stop();

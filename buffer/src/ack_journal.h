@@ -13,8 +13,10 @@
 // other runs; a file is emptied once every record in it is committed.
 //
 // Record: u32 payload length, u32 CRC-32 of the payload, payload = u64 generation, u64 ticket,
-// then the readings, quarantine records, gaps and source state of one append (all little-endian;
-// strings and counts as varints). A torn or damaged record ends the file's replay.
+// then the readings, quarantine records, gaps and source state of one append, and its state cells
+// when it has any (a count, then table, index varint, u64 value each; absent in records written
+// before cells, which decode the same). All little-endian; strings and counts as varints. A torn
+// or damaged record ends the file's replay.
 #pragma once
 
 #include <cstdint>
@@ -23,6 +25,7 @@
 #include <string>
 #include <vector>
 
+#include "edgepipe/core/pipeline.h"
 #include "edgepipe/core/reading.h"
 #include "edgepipe/core/status.h"
 
@@ -35,12 +38,13 @@ struct JournalRecord {
   std::vector<QuarantineRecord> quarantine;
   std::vector<GapRecord> gaps;
   std::vector<std::pair<std::string, std::string>> state;
+  std::vector<StateCell> cells;
 };
 
 // Appends one record to `out`.
 void EncodeJournalRecord(std::string* out, uint64_t generation, uint64_t ticket, std::span<const Reading> readings,
                          std::span<const QuarantineRecord> quarantine, std::span<const GapRecord> gaps,
-                         const std::map<std::string, std::string>& state);
+                         const std::map<std::string, std::string>& state, std::span<const StateCell> cells);
 
 // CRC-32 (IEEE, as zlib's crc32) of a record's payload.
 uint32_t JournalCrc32(std::string_view payload);

@@ -1,10 +1,10 @@
-// The buffer's SQL schema (version 2) and the migrations from older versions.
+// The buffer's SQL schema (version 3) and the migrations from older versions.
 // docs/buffer-format.md explains each table; docs/durability.md the protocol over them.
 #pragma once
 
 namespace edgepipe::buffer {
 
-constexpr int kSchemaVersion = 2;
+constexpr int kSchemaVersion = 3;
 
 // Why the choices below: a 1 Hz gateway commits once a second for years, and each page a
 // commit touches is written to the WAL (and later to the database) — on a flash card. So the
@@ -78,6 +78,12 @@ CREATE TABLE IF NOT EXISTS counters(
 CREATE TABLE IF NOT EXISTS source_state(
   key TEXT PRIMARY KEY,
   value TEXT NOT NULL);
+-- State cells (ReadingSink::AppendWithCell): 64 little-endian u64 per row, index / 64 = block.
+CREATE TABLE IF NOT EXISTS state_cells(
+  key TEXT NOT NULL,
+  block INTEGER NOT NULL,
+  cells BLOB NOT NULL,
+  PRIMARY KEY(key, block)) WITHOUT ROWID;
 -- Upload ledger: the most recent deliveries (bounded).
 CREATE TABLE IF NOT EXISTS uploads(
   id INTEGER PRIMARY KEY,
@@ -147,6 +153,15 @@ INSERT INTO quarantine SELECT * FROM quarantine_v1;
 DROP TABLE quarantine_v1;
 DELETE FROM sqlite_sequence WHERE name IN ('chunks', 'gaps', 'quarantine');
 DELETE FROM counters WHERE name = 'readings_committed';
+)SQL",
+    // 2 -> 3: state cells (the MQTT source's per-packet records, a row per 64 identifiers
+    // instead of a source_state row each; the old rows stay readable, Store::LoadCell).
+    R"SQL(
+CREATE TABLE IF NOT EXISTS state_cells(
+  key TEXT NOT NULL,
+  block INTEGER NOT NULL,
+  cells BLOB NOT NULL,
+  PRIMARY KEY(key, block)) WITHOUT ROWID;
 )SQL",
 };
 constexpr int kMigrationCount = sizeof(kMigrations) / sizeof(kMigrations[0]);

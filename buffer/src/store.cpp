@@ -77,6 +77,10 @@ void Pending::Absorb(Pending&& later) {
                     std::make_move_iterator(later.quarantine.end()));
   gaps.insert(gaps.end(), later.gaps.begin(), later.gaps.end());
   for (auto& [k, v] : later.state) state[k] = std::move(v);  // newer values win
+  for (auto& [table, cs] : later.cells) {
+    auto& mine = cells[table];
+    mine.insert(mine.end(), cs.begin(), cs.end());  // after: newer values win
+  }
   for (const auto& [k, v] : later.counter_deltas) counter_deltas[k] += v;
   later = Pending();
 }
@@ -86,6 +90,7 @@ Pending Pending::TakeFront(size_t max) {
   std::swap(front.quarantine, quarantine);
   std::swap(front.gaps, gaps);
   std::swap(front.state, state);
+  std::swap(front.cells, cells);
   std::swap(front.counter_deltas, counter_deltas);
   while (front.readings < max && !hours.empty()) {
     auto it = hours.begin();
@@ -191,7 +196,15 @@ void Store::Impl::DropOldestInMemory(size_t n) {
   }
 }
 
-Result<uint64_t> Store::Impl::Enqueue(Pending&& add, std::span<const Reading> readings) {
+uint64_t Pending::FindCell(const std::string& table, uint32_t index) const {
+  auto it = cells.find(table);
+  if (it == cells.end()) return 0;
+  for (auto c = it->second.rbegin(); c != it->second.rend(); ++c)
+    if (c->first == index) return c->second;
+  return 0;
+}
+
+Result<uint64_t> Store::Impl::Enqueue(Pending&& add, std::span<const Reading> readings, const StateCell* cell) {
   std::lock_guard<std::mutex> lock(mu);
   if (stop) return CancelledError("buffer is closing");
   const size_t n = readings.size() + add.items();
@@ -216,13 +229,15 @@ Result<uint64_t> Store::Impl::Enqueue(Pending&& add, std::span<const Reading> re
   if (was_empty) pending_since_mono = clock->MonotonicNowUs();
   const uint64_t ticket = ++appended_ticket;
   if (journal.on && !journal.failed) {  // encoded now, written by the first waiter (JournalCovers)
-    EncodeJournalRecord(&journal.buf, journal.generation, ticket, readings, add.quarantine, add.gaps, add.state);
+    EncodeJournalRecord(&journal.buf, journal.generation, ticket, readings, add.quarantine, add.gaps, add.state,
+                        cell ? std::span<const StateCell>(cell, 1) : std::span<const StateCell>());
     journal.buf_ticket = ticket;
   }
   if (!readings.empty()) pending.AddReadings(readings, ticket, &spare_chunks);
   for (QuarantineRecord& q : add.quarantine) pending.quarantine.push_back(std::move(q));
   for (GapRecord& g : add.gaps) pending.gaps.push_back(std::move(g));
   for (auto& [k, v] : add.state) pending.state[k] = std::move(v);
+  if (cell) pending.AddCell(*cell);
   memory_readings = pending.readings + (uncertain_work ? uncertain_work->readings : 0);
   // A full group is committed at once. The first item of a group does not wake the writer: it
   // looks every commit interval while idle (WriterLoop), and an appender that waits for its
@@ -495,6 +510,39 @@ Result<uint64_t> Store::AppendWithState(std::span<const Reading> readings, const
   Pending add;
   if (!state.key.empty()) add.state[state.key] = state.value;
   return impl_->Enqueue(std::move(add), readings);
+}
+
+Result<uint64_t> Store::AppendWithCell(std::vector<Reading>& readings, const StateCell& cell) {
+  return impl_->Enqueue(Pending(), readings, &cell);
+}
+
+Result<std::optional<uint64_t>> Store::LoadCell(const std::string& table, uint32_t index) {
+  {
+    // Queued, in the commit in flight or in a commit in doubt, the newest first (as LoadState).
+    std::lock_guard<std::mutex> lock(impl_->mu);
+    const Pending* queues[] = {&impl_->pending, impl_->inflight, impl_->uncertain_work.get()};
+    for (const Pending* p : queues) {
+      if (!p) continue;
+      if (uint64_t v = p->FindCell(table, index)) return std::optional<uint64_t>(v);
+    }
+  }
+  {
+    std::lock_guard<std::mutex> lock(impl_->db_mu);
+    EP_RETURN_IF_ERROR(impl_->CheckWritable());
+    Stmt& st = impl_->Cached("SELECT cells FROM state_cells WHERE key = ? AND block = ?");
+    st.Bind(1, table).Bind(2, static_cast<int64_t>(index / kCellsPerRow));
+    const int rc = st.Step();
+    uint64_t v = 0;
+    if (rc == SQLITE_ROW) v = CellOf(st.Blob(0), index);
+    st.Reset();  // a cached statement left on a row would hold a read transaction open
+    if (rc != SQLITE_ROW && rc != SQLITE_DONE) return SqliteStatus(rc, impl_->db, "load state cell");
+    if (v) return std::optional<uint64_t>(v);
+  }
+  // Stored before schema 3, as a plain SourceState.
+  Result<std::optional<std::string>> legacy = LoadState(StateCell::StateKey(table, index));
+  if (!legacy.ok()) return legacy.status();
+  const uint64_t v = legacy->has_value() ? StateCell::ParseStateValue(**legacy) : 0;
+  return v ? std::optional<uint64_t>(v) : std::nullopt;
 }
 
 Result<std::optional<std::string>> Store::LoadState(const std::string& key) {

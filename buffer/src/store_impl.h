@@ -56,6 +56,22 @@ struct ChunkMeta {
   int64_t mono_us = 0;        // monotonic time of its commit in this process; 0 = earlier run
 };
 
+// Rows of state_cells: the cells (StateCell) of one table with index / kCellsPerRow = block, as
+// kCellsPerRow little-endian u64 values (0 = none). A shorter blob reads as zeros past its end.
+constexpr uint32_t kCellsPerRow = 64;
+inline uint64_t CellOf(std::string_view row, uint32_t index) {
+  const size_t at = static_cast<size_t>(index % kCellsPerRow) * 8;
+  if (row.size() < at + 8) return 0;
+  uint64_t v = 0;
+  for (int i = 7; i >= 0; --i) v = (v << 8) | static_cast<unsigned char>(row[at + i]);
+  return v;
+}
+inline void SetCell(std::string* row, uint32_t index, uint64_t v) {
+  const size_t at = static_cast<size_t>(index % kCellsPerRow) * 8;
+  if (row->size() < kCellsPerRow * 8) row->resize(kCellsPerRow * 8, '\0');
+  for (int i = 0; i < 8; ++i) (*row)[at + i] = static_cast<char>(v >> (8 * i));
+}
+
 // Work queued for the next group commit.
 struct Pending {
   std::map<int64_t, ChunkData> hours;  // readings by UTC hour, arrival order within the hour
@@ -66,6 +82,8 @@ struct Pending {
   std::vector<QuarantineRecord> quarantine;
   std::vector<GapRecord> gaps;
   std::map<std::string, std::string> state;     // source state, latest value per key
+  // State cells (StateCell) per table, in append order: the last one of an index wins.
+  std::map<std::string, std::vector<std::pair<uint32_t, uint64_t>>> cells;
   std::map<std::string, int64_t> counter_deltas;  // counted in memory, persisted with the commit
   // The last journaled append this work covers (ack_journal.h): written to `meta` in the same
   // transaction. 0 = not journaling.
@@ -76,7 +94,12 @@ struct Pending {
   // this one.
   uint64_t journal_items_ticket = 0;
 
-  bool empty() const { return readings == 0 && quarantine.empty() && gaps.empty() && state.empty() && counter_deltas.empty(); }
+  bool empty() const {
+    return readings == 0 && quarantine.empty() && gaps.empty() && state.empty() && cells.empty() && counter_deltas.empty();
+  }
+  void AddCell(const StateCell& c) { cells[c.table].emplace_back(c.index, c.value); }
+  // The newest value queued here for a cell, 0 when none.
+  uint64_t FindCell(const std::string& table, uint32_t index) const;
   size_t items() const { return readings + quarantine.size() + gaps.size(); }
   // Appends `later` after everything here (used to put failed work back in front).
   void Absorb(Pending&& later);
@@ -282,7 +305,7 @@ struct Store::Impl {
   bool CanCommitInline(uint64_t ticket) const;
   // After a commit: empties the committed chunks into spare_chunks (bounded), for reuse.
   void KeepSpareChunks(Pending& committed);
-  Result<uint64_t> Enqueue(Pending&& add, std::span<const Reading> readings);
+  Result<uint64_t> Enqueue(Pending&& add, std::span<const Reading> readings, const StateCell* cell = nullptr);
 
   // store_journal.cpp
   Status JournalReplay();          // at open, before the writer starts: commits what the journal holds

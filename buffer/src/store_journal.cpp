@@ -96,6 +96,7 @@ Status Store::Impl::JournalReplay() {
       for (QuarantineRecord& q : r.quarantine) work.quarantine.push_back(std::move(q));
       for (const GapRecord& g : r.gaps) work.AddGap(g);
       for (auto& [k, v] : r.state) work.state[k] = std::move(v);
+      for (const StateCell& c : r.cells) work.AddCell(c);
     }
     // One process's records are of one generation (the files are emptied at each open, before
     // new records are written); the commit records the last one it holds.

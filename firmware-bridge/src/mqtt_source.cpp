@@ -7,7 +7,8 @@
 // again after the restart, with the DUP flag and its original packet identifier. Any number may
 // be in that state (the broker's in-flight window; Paho may also hold back PUBACKs while its
 // socket has pending writes): 1,286 were seen in one kill test. So each commit also records, per
-// packet identifier, a fingerprint of the message (topic and payload bytes); a DUP message whose
+// packet identifier, a fingerprint of the message (topic and payload bytes) — a StateCell of the
+// table "<source>/mqtt-pid", which the buffer keeps 64 identifiers to a row; a DUP message whose
 // identifier and fingerprint match the last message committed under that identifier is
 // acknowledged and dropped (docs/operations.md, "MQTT", redeliveries).
 
@@ -34,7 +35,8 @@ constexpr const char* kLog = "mqtt";
 constexpr int64_t kRetryMinUs = 10'000;
 constexpr int64_t kRetryMaxUs = 2'000'000;
 
-// FNV-1a over the topic, a separator and the payload: stable across builds and restarts.
+// FNV-1a over the topic, a separator and the payload: stable across builds and restarts. Never
+// 0, which a StateCell reads as "no value".
 uint64_t MessageFingerprint(const std::string& topic, const std::string& payload) {
   uint64_t h = 14695981039346656037ull;
   auto mix = [&h](const std::string& s) {
@@ -47,13 +49,15 @@ uint64_t MessageFingerprint(const std::string& topic, const std::string& payload
   h ^= 0xff;
   h *= 1099511628211ull;
   mix(payload);
-  return h;
+  return h ? h : 1;
 }
 }  // namespace
 
 struct MqttSource::Impl {
   Impl(MqttSourceOptions o, ReadingSink& s, Clock& c)
-      : opt(std::move(o)), sink(s), clock(c), parser(opt.payload) {}
+      : opt(std::move(o)), sink(s), clock(c), parser(opt.payload) {
+    mark_cell.table = opt.name + "/mqtt-pid";
+  }
 
   MqttSourceOptions opt;
   ReadingSink& sink;
@@ -64,7 +68,9 @@ struct MqttSource::Impl {
   // Used only on Paho's delivery thread.
   PayloadParser parser;
   std::vector<Reading> batch;
+  std::vector<Reading> no_readings;  // a quarantined message's cell goes with none
   std::string sensor;
+  StateCell mark_cell;  // the packet record of the message being handled (table set once)
 
   std::atomic<bool> stopping{false};
   std::atomic<bool> in_handler{false};
@@ -88,10 +94,10 @@ struct MqttSource::Impl {
     return parser.Parse(payload, sensor, now, opt.name, &batch, err);
   }
   // `payload` and `now` rebuild `batch` for a retry (the sink takes the readings out of it).
-  Result<uint64_t> Deliver(bool ok, const QuarantineRecord& q, int qos, const SourceState& mark,
+  // `mark` (QoS >= 1: the packet record, else null) is committed with the message.
+  Result<uint64_t> Deliver(bool ok, const QuarantineRecord& q, int qos, const StateCell* mark,
                            const std::string& payload, int64_t now);
-  std::string MarkKey(int packet_id) const { return opt.name + "/mqtt-pid/" + std::to_string(packet_id); }
-  bool AlreadyCommitted(const std::string& key, const std::string& fingerprint);
+  bool AlreadyCommitted(const StateCell& mark);
   Status OnConnected(mqtt::async_client& cli, bool session_present);
 };
 
@@ -129,7 +135,7 @@ Status MqttSource::Impl::OnConnected(mqtt::async_client& cli, bool session_prese
 // with backoff until the sink takes it: returning would acknowledge it.
 // `mark` (QoS >= 1) is committed with the readings, or right after the quarantine record, so a
 // crash between the two can only make a redelivery stored twice, never dropped.
-Result<uint64_t> MqttSource::Impl::Deliver(bool ok, const QuarantineRecord& q, int qos, const SourceState& mark,
+Result<uint64_t> MqttSource::Impl::Deliver(bool ok, const QuarantineRecord& q, int qos, const StateCell* mark,
                                             const std::string& payload, int64_t now) {
   int64_t backoff = kRetryMinUs;
   bool quarantine_queued = false;
@@ -140,13 +146,17 @@ Result<uint64_t> MqttSource::Impl::Deliver(bool ok, const QuarantineRecord& q, i
         PayloadError again;
         ParseInto(payload, now, &again);
       }
-      t = sink.AppendWithStateOwned(batch, mark);  // handed over, not copied
+      // Handed over, not copied.
+      t = mark ? sink.AppendWithCell(batch, *mark) : sink.AppendWithStateOwned(batch, SourceState{});
     } else {
       if (!quarantine_queued) {
         t = sink.Quarantine(q);
         quarantine_queued = t.ok();
       }
-      if (quarantine_queued && !mark.key.empty()) t = sink.AppendWithState({}, mark);
+      if (quarantine_queued && mark) {
+        no_readings.clear();
+        t = sink.AppendWithCell(no_readings, *mark);
+      }
     }
     if (t.ok() || qos == 0 || stopping) return t;
     ++sink_retries;
@@ -162,14 +172,14 @@ Result<uint64_t> MqttSource::Impl::Deliver(bool ok, const QuarantineRecord& q, i
 
 // True when a message with this packet identifier and fingerprint was committed before: a
 // redelivery of it. A lookup error counts as "not committed" (stored twice rather than lost).
-bool MqttSource::Impl::AlreadyCommitted(const std::string& key, const std::string& fingerprint) {
-  Result<std::optional<std::string>> v = sink.LoadState(key);
+bool MqttSource::Impl::AlreadyCommitted(const StateCell& mark) {
+  Result<std::optional<uint64_t>> v = sink.LoadCell(mark.table, mark.index);
   if (!v.ok()) {
     EP_LOG_WARN(kLog, "source %s: could not look up a redelivered message (%s); storing it", opt.name.c_str(),
                 v.status().ToString().c_str());
     return false;
   }
-  return v->has_value() && **v == fingerprint;
+  return v->has_value() && **v == mark.value;
 }
 
 void MqttSource::Impl::OnMessage(const mqtt::const_message_ptr& msg) {
@@ -178,14 +188,14 @@ void MqttSource::Impl::OnMessage(const mqtt::const_message_ptr& msg) {
   const std::string& payload = msg->get_payload_str();
   const int qos = msg->get_qos();
   const int64_t now = clock.SystemNowUs();
-  SourceState mark;
+  const StateCell* mark = nullptr;
   const int packet_id = msg->c_struct().msgid;
   if (qos > 0 && packet_id > 0) {
-    char fp[17];
-    snprintf(fp, sizeof fp, "%016" PRIx64, MessageFingerprint(topic, payload));
-    mark = SourceState{MarkKey(packet_id), fp};
+    mark_cell.index = static_cast<uint32_t>(packet_id);
+    mark_cell.value = MessageFingerprint(topic, payload);
+    mark = &mark_cell;
     if (msg->is_duplicate()) {
-      if (AlreadyCommitted(mark.key, mark.value)) {
+      if (AlreadyCommitted(mark_cell)) {
         ++redelivered_dropped;
         uint64_t suppressed = 0;
         if (redelivery_log.ShouldLog(clock.MonotonicNowUs(), &suppressed))

@@ -107,9 +107,10 @@ TEST(AckJournal, RecordsDecodeToWhatWasEncodedAndADamagedOneEndsTheFile) {
   std::vector<GapRecord> gs = {GapRecord{"serial", "", kT0, kT0 + 9, 3, "sequence_gap"}};
   std::map<std::string, std::string> state = {{"k", "v"}};
   std::string bytes;
-  EncodeJournalRecord(&bytes, 42, 7, rs, qs, gs, state);
+  const std::vector<StateCell> cells = {StateCell{"mq/mqtt-pid", 65535, 0xfedcba9876543210ull}};
+  EncodeJournalRecord(&bytes, 42, 7, rs, qs, gs, state, cells);
   const size_t first_len = bytes.size();
-  EncodeJournalRecord(&bytes, 42, 8, std::vector<Reading>{R(3)}, {}, {}, {});
+  EncodeJournalRecord(&bytes, 42, 8, std::vector<Reading>{R(3)}, {}, {}, {}, {});
   size_t damaged = 99;
   std::vector<JournalRecord> got = DecodeJournal(bytes, &damaged);
   LONGS_EQUAL(0, damaged);
@@ -124,7 +125,9 @@ TEST(AckJournal, RecordsDecodeToWhatWasEncodedAndADamagedOneEndsTheFile) {
   CHECK_TRUE(got[0].gaps == gs);
   LONGS_EQUAL(1, got[0].state.size());
   STRCMP_EQUAL("v", got[0].state[0].second.c_str());
+  CHECK_TRUE(got[0].cells == cells);
   CHECK_TRUE(got[1].readings[0] == R(3));
+  CHECK_TRUE(got[1].cells.empty());  // a record without cells ends after its state, as before cells
   // A flipped byte in the second record: the first is still read, the rest reported.
   std::string bad = bytes;
   bad[bad.size() - 3] ^= 0x10;

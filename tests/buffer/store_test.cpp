@@ -569,7 +569,7 @@ TEST(Store, ASchemaVersion1DatabaseIsMigratedWithItsContent) {
   sqlite3_stmt* st2 = nullptr;
   sqlite3_prepare_v2(db, "PRAGMA user_version", -1, &st2, nullptr);
   sqlite3_step(st2);
-  LONGS_EQUAL(2, sqlite3_column_int(st2, 0));
+  LONGS_EQUAL(3, sqlite3_column_int(st2, 0));
   sqlite3_finalize(st2);
   sqlite3_close(db);
 }

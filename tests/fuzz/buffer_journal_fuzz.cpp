@@ -20,11 +20,12 @@ void RoundTrip(const std::vector<JournalRecord>& records) {
     for (const auto& [k, v] : r.state) state[k] = v;
     if (state.size() != r.state.size()) continue;  // repeated keys: the map keeps one (as a commit would)
     std::string bytes;
-    EncodeJournalRecord(&bytes, r.generation, r.ticket, r.readings, r.quarantine, r.gaps, state);
+    EncodeJournalRecord(&bytes, r.generation, r.ticket, r.readings, r.quarantine, r.gaps, state, r.cells);
     size_t damaged = 1;
     std::vector<JournalRecord> again = DecodeJournal(bytes, &damaged);
     if (damaged != 0 || again.size() != 1 || again[0].ticket != r.ticket || again[0].generation != r.generation ||
-        again[0].readings.size() != r.readings.size() || again[0].quarantine != r.quarantine || again[0].gaps != r.gaps)
+        again[0].readings.size() != r.readings.size() || again[0].quarantine != r.quarantine || again[0].gaps != r.gaps ||
+        again[0].cells != r.cells)
       abort();
     for (size_t i = 0; i < r.readings.size(); ++i) {
       Reading a = again[0].readings[i], b = r.readings[i];

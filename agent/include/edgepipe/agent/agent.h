@@ -39,6 +39,11 @@ class Ingest final : public ReadingSink {
   // Validates `readings` in place (swapped with the scratch vector, not copied).
   Result<uint64_t> AppendWithStateOwned(std::vector<Reading>& readings, const SourceState& state) override;
   Result<std::optional<std::string>> LoadState(const std::string& key) override { return buffer_.LoadState(key); }
+  // Validates `readings` in place, like AppendWithStateOwned.
+  Result<uint64_t> AppendWithCell(std::vector<Reading>& readings, const StateCell& cell) override;
+  Result<std::optional<uint64_t>> LoadCell(const std::string& table, uint32_t index) override {
+    return buffer_.LoadCell(table, index);
+  }
   Status WaitDurable(uint64_t ticket) override { return buffer_.WaitDurable(ticket); }
   Result<uint64_t> Quarantine(const QuarantineRecord& record) override;
   Result<uint64_t> RecordGap(const GapRecord& gap) override { return buffer_.RecordGap(gap); }
@@ -63,7 +68,8 @@ class Ingest final : public ReadingSink {
   Status ReleaseHeldLocked();
   Status HoldLocked(std::vector<Reading>& in);
   // Validates scratch_passed_ (filled by the caller) and hands it to the buffer; mu_ held.
-  Result<uint64_t> ProcessLocked(const SourceState& state);
+  // `cell` (may be null) goes with the readings instead of `state`.
+  Result<uint64_t> ProcessLocked(const SourceState& state, const StateCell* cell = nullptr);
 
   mutable std::mutex mu_;
   std::unique_ptr<ClockGuard> guard_;

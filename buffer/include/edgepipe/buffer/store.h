@@ -112,6 +112,11 @@ class Store final : public ReadingSink, public BatchSource {
   Result<uint64_t> Append(std::span<const Reading> readings) override;
   Result<uint64_t> AppendWithState(std::span<const Reading> readings, const SourceState& state) override;
   Result<std::optional<std::string>> LoadState(const std::string& key) override;
+  // Cells are kept 64 to a row (table `state_cells`); `readings` is only read, never taken.
+  Result<uint64_t> AppendWithCell(std::vector<Reading>& readings, const StateCell& cell) override;
+  // Also finds a cell stored as a plain SourceState (StateCell::AsState) by edgepipe before
+  // buffer schema 3, when no row of state_cells holds it.
+  Result<std::optional<uint64_t>> LoadCell(const std::string& table, uint32_t index) override;
   // When no commit is running and the writer handles no failure, the caller commits the queue
   // itself (with everything other threads queued) rather than waking the writer for it.
   Status WaitDurable(uint64_t ticket) override;
