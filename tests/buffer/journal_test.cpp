@@ -70,9 +70,12 @@ bool AcknowledgeThenKill(const std::string& path, int n, Fn before_kill) {
     if (!t.ok() || !st.WaitDurable(*t).ok()) _exit(4);
     t = st.AppendWithState(std::vector<Reading>{}, SourceState{"mq/mqtt-pid/7", "abc"});
     if (!t.ok() || !st.WaitDurable(*t).ok()) _exit(5);
+    std::vector<Reading> none;
+    t = st.AppendWithCell(none, StateCell{"mq/pid", 300, 0xabcull});
+    if (!t.ok() || !st.WaitDurable(*t).ok()) _exit(5);
     const Stats stats = st.GetStats();
     // One commit (the first wait's); every later wait written to the journal, none committed.
-    if (stats.commits != 1 || stats.journal_writes != static_cast<uint64_t>(n) + 2) _exit(6);
+    if (stats.commits != 1 || stats.journal_writes != static_cast<uint64_t>(n) + 3) _exit(6);
     before_kill(st);
     kill(getpid(), SIGKILL);
     _exit(7);
@@ -150,12 +153,15 @@ TEST(AckJournal, AppendsAcknowledgedOnlyThroughItSurviveAKillAndAreCommittedOnce
   {
     Result<std::unique_ptr<Store>> s = Store::Open(Opts(path()));
     CHECK_TRUE(s.ok());
-    LONGS_EQUAL(12, (*s)->GetStats().journal_replayed);  // 10 appends, the quarantine record, the state
+    LONGS_EQUAL(13, (*s)->GetStats().journal_replayed);  // 10 appends, the quarantine record, the state, the cell
     LONGS_EQUAL(11, CountReadings(**s));                 // reading 0 was committed before the kill
     LONGS_EQUAL(1, (*s)->GetStats().quarantine_rows);
     Result<std::optional<std::string>> v = (*s)->LoadState("mq/mqtt-pid/7");
     CHECK_TRUE(v.ok() && v->has_value());
     STRCMP_EQUAL("abc", (*v)->c_str());
+    Result<std::optional<uint64_t>> c = (*s)->LoadCell("mq/pid", 300);
+    CHECK_TRUE(c.ok() && c->has_value());
+    LONGS_EQUAL(0xabc, **c);
   }
   // Replayed once: the files are gone and a second open finds the same readings, no more.
   CHECK_FALSE(std::filesystem::exists(path() + ".ack0"));
@@ -176,10 +182,12 @@ TEST(AckJournal, ATornLastRecordIsDroppedAndTheRecordsBeforeItReplayed) {
   std::filesystem::resize_file(file, size - 3);
   Result<std::unique_ptr<Store>> s = Store::Open(Opts(path()));
   CHECK_TRUE(s.ok());
-  LONGS_EQUAL(11, (*s)->GetStats().journal_replayed);  // all but the state record
+  LONGS_EQUAL(12, (*s)->GetStats().journal_replayed);  // all but the cell's record
   LONGS_EQUAL(11, CountReadings(**s));
   Result<std::optional<std::string>> v = (*s)->LoadState("mq/mqtt-pid/7");
-  CHECK_TRUE(v.ok() && !v->has_value());
+  CHECK_TRUE(v.ok() && v->has_value());
+  Result<std::optional<uint64_t>> c = (*s)->LoadCell("mq/pid", 300);
+  CHECK_TRUE(c.ok() && !c->has_value());
 }
 
 TEST(AckJournal, RecordsACommitAlreadyHoldsAreNotReplayedAgain) {

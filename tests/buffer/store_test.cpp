@@ -306,6 +306,74 @@ TEST(Store, SourceStateIsCommittedWithTheReadingsAndSurvivesReopen) {
   LONGS_EQUAL(2, store->GetStats().pending_readings);
 }
 
+namespace {
+int64_t CellRows(const std::string& db_path) {
+  sqlite3* db = nullptr;
+  sqlite3_open(db_path.c_str(), &db);
+  sqlite3_stmt* st = nullptr;
+  sqlite3_prepare_v2(db, "SELECT COUNT(*), COALESCE(SUM(length(cells)), 0) FROM state_cells", -1, &st, nullptr);
+  int64_t rows = -1;
+  if (sqlite3_step(st) == SQLITE_ROW) rows = sqlite3_column_int64(st, 0) * 1'000'000 + sqlite3_column_int64(st, 1);
+  sqlite3_finalize(st);
+  sqlite3_close(db);
+  return rows;  // rows * 1e6 + total bytes
+}
+}  // namespace
+
+TEST(Store, StateCellsAreCommittedSixtyFourToARowAndSurviveReopen) {
+  {
+    auto store = OpenStore(path(), &clock);
+    CHECK_FALSE(store->LoadCell("mq/pid", 5)->has_value());
+    // 200 cells (1..200: rows 0..3) with readings, in one group commit; index 5 written twice.
+    std::vector<Reading> none;
+    uint64_t last = 0;
+    for (uint32_t i = 1; i <= 200; ++i) {
+      std::vector<Reading> rs{R("s", kHour0 + i, i)};
+      last = *store->AppendWithCell(rs, StateCell{"mq/pid", i, 1000 + i});
+      LONGS_EQUAL(1, rs.size());  // read, not taken
+    }
+    CHECK_TRUE(store->AppendWithCell(none, StateCell{"mq/pid", 5, 77}).ok());
+    // Found while queued, before any commit (a redelivery may come before it).
+    LONGS_EQUAL(77, store->LoadCell("mq/pid", 5)->value());
+    LONGS_EQUAL(1200, store->LoadCell("mq/pid", 200)->value());
+    CHECK_TRUE(store->WaitDurable(last + 1).ok());
+    LONGS_EQUAL(4 * 1'000'000 + 4 * 64 * 8, CellRows(path()));  // 4 rows of 64 cells, not 200 rows
+    // Another commit rewrites one row and adds one (index 65535: block 1023).
+    CHECK_TRUE(store->WaitDurable(*store->AppendWithCell(none, StateCell{"mq/pid", 6, 66})).ok());
+    CHECK_TRUE(store->WaitDurable(*store->AppendWithCell(none, StateCell{"mq/pid", 65535, 9})).ok());
+    LONGS_EQUAL(5 * 1'000'000 + 5 * 64 * 8, CellRows(path()));
+    // Tables are separate.
+    CHECK_TRUE(store->WaitDurable(*store->AppendWithCell(none, StateCell{"other/pid", 5, 3})).ok());
+  }
+  auto store = OpenStore(path(), &clock);
+  LONGS_EQUAL(77, store->LoadCell("mq/pid", 5)->value());
+  LONGS_EQUAL(66, store->LoadCell("mq/pid", 6)->value());
+  LONGS_EQUAL(1007, store->LoadCell("mq/pid", 7)->value());
+  LONGS_EQUAL(1064, store->LoadCell("mq/pid", 64)->value());  // first cell of row 1
+  LONGS_EQUAL(9, store->LoadCell("mq/pid", 65535)->value());
+  LONGS_EQUAL(3, store->LoadCell("other/pid", 5)->value());
+  CHECK_FALSE(store->LoadCell("mq/pid", 201)->has_value());  // in a stored row, never written
+  CHECK_FALSE(store->LoadCell("mq/pid", 0)->has_value());
+  CHECK_FALSE(store->LoadCell("mq/pid", 4000)->has_value());  // no row
+  LONGS_EQUAL(200, store->GetStats().pending_readings);
+}
+
+TEST(Store, ACellStoredAsPlainStateBeforeCellsIsStillFound) {
+  // How edgepipe before buffer schema 3 kept the MQTT packet records: one source_state row each.
+  auto store = OpenStore(path(), &clock);
+  CHECK_TRUE(store->WaitDurable(*store->AppendWithState({}, StateCell{"mq/mqtt-pid", 12, 0x1234abcdull}.AsState())).ok());
+  STRCMP_EQUAL("000000001234abcd", store->LoadState("mq/mqtt-pid/12")->value().c_str());
+  LONGS_EQUAL(0x1234abcd, store->LoadCell("mq/mqtt-pid", 12)->value());
+  CHECK_FALSE(store->LoadCell("mq/mqtt-pid", 13)->has_value());
+  // A cell written since takes precedence.
+  std::vector<Reading> none;
+  CHECK_TRUE(store->WaitDurable(*store->AppendWithCell(none, StateCell{"mq/mqtt-pid", 12, 5})).ok());
+  LONGS_EQUAL(5, store->LoadCell("mq/mqtt-pid", 12)->value());
+  // A value that is not 16 hex digits is no cell.
+  CHECK_TRUE(store->WaitDurable(*store->AppendWithState({}, {"mq/mqtt-pid/14", "xyz"})).ok());
+  CHECK_FALSE(store->LoadCell("mq/mqtt-pid", 14)->has_value());
+}
+
 TEST(Store, RecentReadingsReturnsTheNewestChunksFirst) {
   auto store = OpenStore(path(), &clock);
   for (int i = 0; i < 5; ++i)

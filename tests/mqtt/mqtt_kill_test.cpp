@@ -182,7 +182,9 @@ TEST(MqttKill, QosOneStreamWithThreeKillsStoredExactlyOnce) {
   LONGS_EQUAL(0, missing);
   LONGS_EQUAL(0, doubled);
   LONGS_EQUAL(n, lines);
-  // The restarts did see redeliveries (committed, not yet acknowledged) and dropped them.
+  // The agent's log is of real runs (the redelivery of a committed, unacknowledged message is
+  // tested deterministically in mqtt_test: AMessageCommittedButNotAcknowledged...; this stream's
+  // kills do not reliably leave one).
   const std::string log = ReadFile(dir.Join("agent.log"));
   fprintf(stderr, "kill test: %d messages, 3 kills, stored exactly once\n", n);
   CHECK(log.find("connected to") != std::string::npos);

@@ -1,7 +1,9 @@
 // Child process of the MQTT redelivery test (mqtt_test.cpp): an MqttSource on a real buffer that,
 // once the first message is committed, prints "held" and never returns from the handler, so that
 // message is durable but not acknowledged. The parent then kills this process with SIGKILL.
-// Usage: mqtt_redeliver_child URL CLIENT_ID VERSION DB TOPIC_FILTER
+// With RECORDS = "plain", the packet record is stored as a plain source state (ReadingSink's
+// default AppendWithCell), as edgepipe did before buffer schema 3; with "cells" as a state cell.
+// Usage: mqtt_redeliver_child URL CLIENT_ID VERSION DB TOPIC_FILTER RECORDS
 #include <unistd.h>
 
 #include <cstdio>
@@ -19,7 +21,13 @@ namespace {
 
 class HoldAfterCommit final : public ReadingSink {
  public:
-  explicit HoldAfterCommit(ReadingSink& real) : real_(real) {}
+  HoldAfterCommit(ReadingSink& real, bool cells) : real_(real), cells_(cells) {}
+  Result<uint64_t> AppendWithCell(std::vector<Reading>& r, const StateCell& c) override {
+    return cells_ ? real_.AppendWithCell(r, c) : ReadingSink::AppendWithCell(r, c);
+  }
+  Result<std::optional<uint64_t>> LoadCell(const std::string& t, uint32_t i) override {
+    return cells_ ? real_.LoadCell(t, i) : ReadingSink::LoadCell(t, i);
+  }
   Result<uint64_t> Append(std::span<const Reading> r) override { return real_.Append(r); }
   Result<uint64_t> AppendWithState(std::span<const Reading> r, const SourceState& s) override {
     return real_.AppendWithState(r, s);
@@ -36,13 +44,14 @@ class HoldAfterCommit final : public ReadingSink {
 
  private:
   ReadingSink& real_;
+  const bool cells_;
 };
 
 }  // namespace
 
 int main(int argc, char** argv) {
-  if (argc != 6) {
-    fprintf(stderr, "usage: %s URL CLIENT_ID VERSION DB TOPIC_FILTER\n", argv[0]);
+  if (argc != 7) {
+    fprintf(stderr, "usage: %s URL CLIENT_ID VERSION DB TOPIC_FILTER plain|cells\n", argv[0]);
     return 64;
   }
   buffer::Options bo;
@@ -52,7 +61,7 @@ int main(int argc, char** argv) {
     fprintf(stderr, "open buffer: %s\n", store.status().ToString().c_str());
     return 1;
   }
-  HoldAfterCommit sink(**store);
+  HoldAfterCommit sink(**store, std::string(argv[6]) == "cells");
   fb::MqttSourceOptions o;
   o.name = "mqtt";
   o.client.url = argv[1];
