@@ -11,7 +11,7 @@
 // commits: docs/durability.md). So a message is acknowledged only once it is durable. One that was committed but not
 // acknowledged when the agent died is sent again by the broker, with the DUP flag and its original
 // packet identifier; any number of messages can be in that state. Each commit therefore also
-// records (in the buffer's source state, key "<source>/mqtt-pid/<packet id>") a fingerprint of
+// records (a StateCell of the table "<source>/mqtt-pid", index = packet id) a fingerprint of
 // the message's topic and payload bytes, and a DUP message matching the record of its packet
 // identifier is acknowledged without being stored again. Identical bytes under the same packet
 // identifier cannot be told apart at QoS 1; for payloads with their own timestamps they are the
