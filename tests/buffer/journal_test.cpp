@@ -97,6 +97,28 @@ TEST_GROUP(AckJournal) {
   std::string path() { return dir.Join("buffer.db"); }
 };
 
+TEST(AckJournal, Crc32IsTheStandardOneAtEveryLengthAndAlignment) {
+  LONGS_EQUAL(0xCBF43926u, JournalCrc32("123456789"));  // the CRC-32 check value
+  LONGS_EQUAL(0u, JournalCrc32(""));
+  // Against a byte-at-a-time reference, for every length up to 100 and every start in a word.
+  std::string data;
+  uint32_t x = 12345;
+  for (int i = 0; i < 120; ++i) data.push_back(static_cast<char>((x = x * 1103515245u + 12345u) >> 24));
+  auto reference = [](std::string_view s) {
+    uint32_t c = 0xFFFFFFFFu;
+    for (unsigned char b : s) {
+      c ^= b;
+      for (int k = 0; k < 8; ++k) c = (c & 1) ? 0xEDB88320u ^ (c >> 1) : c >> 1;
+    }
+    return c ^ 0xFFFFFFFFu;
+  };
+  for (size_t start = 0; start < 8; ++start)
+    for (size_t len = 0; start + len <= 108; ++len) {
+      const std::string_view s = std::string_view(data).substr(start, len);
+      LONGS_EQUAL(reference(s), JournalCrc32(s));
+    }
+}
+
 TEST(AckJournal, RecordsDecodeToWhatWasEncodedAndADamagedOneEndsTheFile) {
   std::vector<Reading> rs = {R(1), R(2)};
   rs[1].type = ValueType::kString;
