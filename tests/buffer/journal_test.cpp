@@ -274,3 +274,37 @@ TEST(AckJournal, SourceStateIsFoundBeforeItsCommit) {
   v = st.LoadState("mq/mqtt-pid/9");
   STRCMP_EQUAL("f2", (*v)->c_str());
 }
+
+// The journal's file system full (ENOSPC on its write; here its files are /dev/full) while the
+// database still takes commits: the waits go back to a commit each, and every acknowledged
+// append survives a SIGKILL (none was answered by a journal write that failed).
+TEST(AckJournal, AFailedJournalWriteMakesWaitersCommitAndLosesNothing) {
+  const pid_t pid = fork();
+  if (pid == 0) {
+    Result<std::unique_ptr<Store>> s = Store::Open(Opts(path()));
+    if (!s.ok()) _exit(2);
+    Store& st = **s;
+    // After Open (which would replay them) and before the first wait (which opens them).
+    for (const char* ext : {".ack0", ".ack1"})
+      if (symlink("/dev/full", (path() + ext).c_str()) != 0) _exit(3);
+    for (int i = 0; i <= 10; ++i) {
+      Result<uint64_t> t = st.Append(std::vector<Reading>{R(i)});
+      if (!t.ok() || !st.WaitDurable(*t).ok()) _exit(4);
+    }
+    const Stats stats = st.GetStats();
+    // The first wait commits; the second's journal write fails, so it and every later one commit.
+    if (stats.journal_writes != 0) _exit(5);
+    if (stats.commits != 11) _exit(6);
+    kill(getpid(), SIGKILL);
+    _exit(7);
+  }
+  int status = 0;
+  CHECK_EQUAL(pid, waitpid(pid, &status, 0));
+  CHECK_TRUE_TEXT(WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL,
+                  ("child exited with " + std::to_string(WIFEXITED(status) ? WEXITSTATUS(status) : -1)).c_str());
+  for (const char* ext : {".ack0", ".ack1"}) std::filesystem::remove(path() + ext);  // the fault, not the store's
+  Result<std::unique_ptr<Store>> s = Store::Open(Opts(path()));
+  CHECK_TRUE(s.ok());
+  LONGS_EQUAL(0, (*s)->GetStats().journal_replayed);
+  LONGS_EQUAL(11, CountReadings(**s));
+}
