@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Installs what edgepipe needs from Debian 12 packages, only when something is missing
 # (idempotent; a second run makes no network access).
-#   usage: scripts/deps.sh [build] [test] [ceph] [cross] [mcu] [packaging]   (default: build)
+#   usage: scripts/deps.sh [build] [test] [ceph] [cross] [mcu] [packaging] [bench]   (default: build)
 # Sourced by setup.sh, demo.sh and test.sh.
 set -euo pipefail
 
@@ -19,6 +19,8 @@ EDGEPIPE_PKGS_CEPH=(ceph-mon ceph-osd radosgw)
 EDGEPIPE_PKGS_CROSS=(g++-aarch64-linux-gnu g++-arm-linux-gnueabihf qemu-user mmdebstrap)
 # Bare-metal Cortex-M build of the firmware library.
 EDGEPIPE_PKGS_MCU=(gcc-arm-none-eabi libnewlib-arm-none-eabi binutils-arm-none-eabi)
+# Benchmark tools (not needed by the tests): callgrind for bench/mqtt/instructions.sh.
+EDGEPIPE_PKGS_BENCH=(valgrind)
 # Packaging checks.
 EDGEPIPE_PKGS_PACKAGING=(lintian dpkg-dev fakeroot)
 
@@ -56,6 +58,7 @@ edgepipe_install() {
       cross) rec+=("${EDGEPIPE_PKGS_CROSS[@]}") ;;
       mcu) rec+=("${EDGEPIPE_PKGS_MCU[@]}") ;;
       packaging) rec+=("${EDGEPIPE_PKGS_PACKAGING[@]}") ;;
+      bench) rec+=("${EDGEPIPE_PKGS_BENCH[@]}") ;;
       *) echo "deps: unknown group '$group'" >&2; return 64 ;;
     esac
   done

@@ -9,7 +9,7 @@ ROOT=$PWD
 export ROOT
 # shellcheck source=scripts/deps.sh
 source scripts/deps.sh
-edgepipe_install build test ceph cross mcu packaging || { echo "test: dependency installation failed" >&2; exit 1; }
+edgepipe_install build test ceph cross mcu packaging bench || { echo "test: dependency installation failed" >&2; exit 1; }
 
 stages=()
 for f in scripts/test.d/[0-9][0-9]-*.sh; do

@@ -6,7 +6,8 @@
 #                build with this script and this tree's mqtt_bench), MAX_DROPPED (fail when a run
 #                drops more readings than this; default: no limit),
 #                RATE SECONDS_LAT (republish latency), ONLY (an extended regex: run only the
-#                scenarios whose label matches it, e.g. ONLY='qos1 json' or ONLY=latency)
+#                scenarios whose label matches it, e.g. ONLY='qos1 json' or ONLY=latency),
+#                FLOOR_WRAP (a command prefix for the floor subscriber; bench/mqtt/instructions.sh)
 # For each scenario the broker is first loaded with the messages while the consumer is offline
 # (persistent session, max_queued_messages 0), then the consumer is started pinned to one core
 # (taskset -c 0; the broker runs on the other) and drains the queue. Measured: messages/s and
@@ -19,7 +20,7 @@ B=$(realpath "${1:-build}")
 EP=${EDGEPIPE:-$B/bin/edgepipe}
 MB=$B/bench/mqtt_bench
 N_FLOOR=${N_FLOOR:-200000}      # messages for the floor and QoS 0 runs
-N_QOS1=${N_QOS1:-20000}         # messages for agent QoS 1 runs (one commit per message)
+N_QOS1=${N_QOS1:-100000}        # messages for agent QoS 1 runs (20,000 lasted ~1 s: start-up was ~10 % of it)
 N_PACKS=${N_PACKS:-20000}       # SenML packs of 50 readings (1 million readings)
 REPEAT=${REPEAT:-3}             # runs per scenario; the median of each is reported as well
 T=$(mktemp -d)
@@ -47,7 +48,8 @@ cpu_of() { awk '{print ($14+$15)/'"$(getconf CLK_TCK)"'}' "/proc/$1/stat"; }
 floor() {  # qos kind count
   "$MB" session "$URL" floor-$1-$2 "f$1$2/#" "$1"
   "$MB" publish "$URL" "f$1$2/gw" 1 "$3" "$2"
-  taskset -c 0 "$MB" floor "$URL" floor-$1-$2 "f$1$2/#" "$1" "$3"
+  # shellcheck disable=SC2086  # FLOOR_WRAP: a command prefix (instructions.sh: callgrind)
+  taskset -c 0 ${FLOOR_WRAP:-} "$MB" floor "$URL" floor-$1-$2 "f$1$2/#" "$1" "$3"
 }
 
 agent() {  # name qos sync format count readings_per_msg [extra toml]
