@@ -6,11 +6,10 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include <fstream>
-#include <sstream>
 
 #include "edgepipe/agent/agent.h"
 #include "edgepipe/agent/metrics.h"
+#include "edgepipe/core/file_util.h"
 #include "edgepipe/core/log.h"
 #include "reload.h"
 #include "telemetry.h"
@@ -37,11 +36,8 @@ sigset_t ServiceSignals() {
 }
 
 std::string ReadText(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) return "";
-  std::stringstream ss;
-  ss << in.rdbuf();
-  return ss.str();
+  Result<std::string> text = ReadWholeFile(path);
+  return text.ok() ? std::move(*text) : std::string();
 }
 
 std::string DirName(const std::string& file) {

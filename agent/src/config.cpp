@@ -3,12 +3,11 @@
 #include <cerrno>
 #include <cstdlib>
 #include <cstring>
-#include <fstream>
 #include <algorithm>
 #include <set>
-#include <sstream>
 
 #include "config_schema.h"
+#include "edgepipe/core/file_util.h"
 
 namespace edgepipe::agent {
 namespace {
@@ -161,15 +160,14 @@ ParseResult ParseConfigText(const std::string& text, const std::string& file_nam
 }
 
 ParseResult LoadConfigFile(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) {
+  int err = 0;
+  Result<std::string> text = ReadWholeFile(path, &err);
+  if (!text.ok()) {
     ParseResult r;
-    r.problems.push_back({path, 0, 0, std::string("cannot read the configuration file: ") + std::strerror(errno)});
+    r.problems.push_back({path, 0, 0, std::string("cannot read the configuration file: ") + std::strerror(err)});
     return r;
   }
-  std::stringstream ss;
-  ss << in.rdbuf();
-  return ParseConfigText(ss.str(), path);
+  return ParseConfigText(*text, path);
 }
 
 std::string DefaultConfigText(const std::string& state_dir) {
@@ -267,11 +265,10 @@ Result<std::string> LoadSecret(const SecretRef& ref) {
   } else {
     return NotFoundError("no secret configured");
   }
-  std::ifstream in(path, std::ios::binary);
-  if (!in) return NotFoundError("cannot read secret file " + path + ": " + std::strerror(errno));
-  std::stringstream ss;
-  ss << in.rdbuf();
-  std::string s = ss.str();
+  int err = 0;
+  Result<std::string> text = ReadWholeFile(path, &err);
+  if (!text.ok()) return NotFoundError("cannot read secret file " + path + ": " + std::strerror(err));
+  std::string s = std::move(*text);
   while (!s.empty() && (s.back() == '\n' || s.back() == '\r')) s.pop_back();
   if (s.empty()) return FailedPreconditionError("secret file " + path + " is empty");
   return s;

@@ -5,8 +5,8 @@
 #include <fstream>
 #include <map>
 #include <nlohmann/json.hpp>
-#include <sstream>
 
+#include "edgepipe/core/file_util.h"
 #include "edgepipe/core/log.h"
 #include "edgepipe/core/time_util.h"
 
@@ -121,11 +121,12 @@ Status WriteQualityReport(const std::string& path, const QualityReport& r) {
 }
 
 Result<QualityReport> ReadQualityReport(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) return NotFoundError("no quality report at " + path);
-  std::stringstream ss;
-  ss << in.rdbuf();
-  Result<QualityReport> r = QualityReportFromJson(ss.str());
+  Result<std::string> text = ReadWholeFile(path);
+  if (!text.ok()) {
+    if (text.status().code() == StatusCode::kNotFound) return NotFoundError("no quality report at " + path);
+    return text.status();
+  }
+  Result<QualityReport> r = QualityReportFromJson(*text);
   if (!r.ok()) return Status(r.status().code(), path + ": " + r.status().message());
   return r;
 }

@@ -7,15 +7,14 @@
 #include <cerrno>
 #include <cstring>
 #include <cstdio>
-#include <fstream>
 #include <nlohmann/json.hpp>
-#include <sstream>
 
 #include "commands.h"
 #include "edgepipe/agent/config.h"
 #include "edgepipe/agent/metrics.h"
 #include "edgepipe/agent/quality_report.h"
 #include "edgepipe/core/clock.h"
+#include "edgepipe/core/file_util.h"
 #include "edgepipe/core/time_util.h"
 
 namespace edgepipe::agent {
@@ -69,14 +68,12 @@ Live ReadLive(const Config& c, int64_t now_us) {
     l.problem = "no status file at " + l.path + " (the agent is not running, or has not written one yet)";
     return l;
   }
-  std::ifstream in(l.path, std::ios::binary);
-  if (!in) {
-    l.problem = "cannot read " + l.path + ": " + std::strerror(errno);
+  Result<std::string> text = ReadWholeFile(l.path);
+  if (!text.ok()) {
+    l.problem = text.status().message();
     return l;
   }
-  std::stringstream ss;
-  ss << in.rdbuf();
-  Result<std::vector<MetricSample>> parsed = ParsePrometheusText(ss.str());
+  Result<std::vector<MetricSample>> parsed = ParsePrometheusText(*text);
   if (!parsed.ok()) {
     l.problem = l.path + ": " + parsed.status().message();
     return l;

@@ -9,6 +9,7 @@
 #include <random>
 
 #include "ack_journal.h"
+#include "edgepipe/core/file_util.h"
 #include "edgepipe/core/log.h"
 #include "store_impl.h"
 
@@ -17,29 +18,6 @@ namespace {
 
 constexpr const char* kLog = "buffer";
 constexpr const char* kMetaKey = "ack_journal";
-
-// Reads `path` whole. A missing file is not an error: *exists = false. (POSIX calls, not
-// std::ifstream, so that errno tells a missing file from an unreadable one.)
-bool ReadWholeFile(const std::string& path, std::string* out, bool* exists) {
-  const int fd = open(path.c_str(), O_RDONLY | O_CLOEXEC);
-  *exists = fd >= 0;
-  if (fd < 0) return errno == ENOENT;
-  char buf[64 * 1024];
-  while (true) {
-    const ssize_t n = read(fd, buf, sizeof buf);
-    if (n == 0) break;
-    if (n < 0) {
-      if (errno == EINTR) continue;
-      const int e = errno;
-      close(fd);
-      errno = e;
-      return false;
-    }
-    out->append(buf, static_cast<size_t>(n));
-  }
-  close(fd);
-  return true;
-}
 
 }  // namespace
 
@@ -52,11 +30,12 @@ Status Store::Impl::JournalReplay() {
   std::vector<JournalRecord> records;
   bool any_file = false;
   for (const std::string& path : journal.path) {
-    std::string bytes;
-    bool exists = false;
-    if (!ReadWholeFile(path, &bytes, &exists))
-      return UnavailableError(StrFormat("acknowledgement journal %s: cannot read it: %s", path.c_str(), strerror(errno)));
-    if (!exists) continue;
+    Result<std::string> read = ReadWholeFile(path);
+    if (!read.ok()) {
+      if (read.status().code() == StatusCode::kNotFound) continue;  // none: nothing to replay
+      return UnavailableError("acknowledgement journal: " + read.status().message());
+    }
+    const std::string& bytes = *read;
     any_file = true;
     size_t damaged = 0;
     std::vector<JournalRecord> got = DecodeJournal(bytes, &damaged);

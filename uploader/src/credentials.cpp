@@ -7,10 +7,9 @@
 #include <cerrno>
 #include <cstdlib>
 #include <cstring>
-#include <fstream>
-#include <sstream>
 #include <vector>
 
+#include "edgepipe/core/file_util.h"
 #include "edgepipe/core/log.h"
 
 namespace edgepipe::uploader {
@@ -32,14 +31,13 @@ Result<std::string> ReadSecretFile(const std::string& path, const std::string& w
     if (err == ENOENT) return NotFoundError(what + " " + path + " does not exist");
     return FailedPreconditionError("cannot read " + what + " " + path + ": " + std::strerror(err));
   }
-  std::ifstream in(path, std::ios::binary);
-  if (!in) return FailedPreconditionError("cannot read " + what + " " + path + ": " + std::strerror(errno));
+  int err = 0;
+  Result<std::string> text = ReadWholeFile(path, &err);
+  if (!text.ok()) return FailedPreconditionError("cannot read " + what + " " + path + ": " + std::strerror(err));
   if (st.st_mode & S_IROTH)
     EP_LOG_WARN(kLog, "%s %s is readable by every user on this machine; restrict it: chmod 600 %s", what.c_str(),
                 path.c_str(), path.c_str());
-  std::stringstream ss;
-  ss << in.rdbuf();
-  return ss.str();
+  return text;
 }
 
 }  // namespace
