@@ -4,25 +4,11 @@
 #include <cinttypes>
 #include <cstring>
 
+#include "edgepipe/core/crc32.h"
 #include "edgepipe/core/log.h"
 
 namespace edgepipe::fb::proto {
 namespace {
-
-// Slicing-by-8 tables for CRC-32C (reflected polynomial 0x82F63B78).
-struct CrcTables {
-  uint32_t t[8][256];
-  constexpr CrcTables() : t() {
-    for (uint32_t i = 0; i < 256; ++i) {
-      uint32_t c = i;
-      for (int k = 0; k < 8; ++k) c = (c >> 1) ^ (0x82F63B78u & (0u - (c & 1u)));
-      t[0][i] = c;
-    }
-    for (uint32_t i = 0; i < 256; ++i)
-      for (int s = 1; s < 8; ++s) t[s][i] = (t[s - 1][i] >> 8) ^ t[0][t[s - 1][i] & 0xFF];
-  }
-};
-constexpr CrcTables kCrc;
 
 uint32_t Load32(const uint8_t* p) {
   return uint32_t(p[0]) | uint32_t(p[1]) << 8 | uint32_t(p[2]) << 16 | uint32_t(p[3]) << 24;
@@ -129,20 +115,7 @@ const char* DropReasonName(DropReason r) {
   return "?";
 }
 
-uint32_t Crc32c(std::span<const uint8_t> data, uint32_t crc) {
-  const uint8_t* p = data.data();
-  size_t n = data.size();
-  crc = ~crc;
-  while (n >= 8) {
-    const uint32_t a = Load32(p) ^ crc, b = Load32(p + 4);
-    crc = kCrc.t[7][a & 0xFF] ^ kCrc.t[6][(a >> 8) & 0xFF] ^ kCrc.t[5][(a >> 16) & 0xFF] ^ kCrc.t[4][a >> 24] ^
-          kCrc.t[3][b & 0xFF] ^ kCrc.t[2][(b >> 8) & 0xFF] ^ kCrc.t[1][(b >> 16) & 0xFF] ^ kCrc.t[0][b >> 24];
-    p += 8;
-    n -= 8;
-  }
-  while (n--) crc = (crc >> 8) ^ kCrc.t[0][(crc ^ *p++) & 0xFF];
-  return ~crc;
-}
+uint32_t Crc32c(std::span<const uint8_t> data, uint32_t crc) { return Crc32Castagnoli(data.data(), data.size(), crc); }
 
 size_t CobsEncode(std::span<const uint8_t> in, uint8_t* out) {
   // Each block is a code byte (1 + the number of data bytes that follow it) and up to 254
