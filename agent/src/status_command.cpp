@@ -2,7 +2,6 @@
 // works whether or not the agent runs) plus the running agent's live counters from its status
 // file (agent.status_file, Prometheus text refreshed every agent.stats_interval).
 #include <signal.h>
-#include <sys/stat.h>
 
 #include <cerrno>
 #include <cstring>
@@ -63,14 +62,11 @@ struct Live {
 Live ReadLive(const Config& c, int64_t now_us) {
   Live l;
   l.path = StatusFilePath(c);
-  struct stat sb;
-  if (::stat(l.path.c_str(), &sb) != 0) {
-    l.problem = "no status file at " + l.path + " (the agent is not running, or has not written one yet)";
-    return l;
-  }
   Result<std::string> text = ReadWholeFile(l.path);
   if (!text.ok()) {
-    l.problem = text.status().message();
+    l.problem = text.status().code() == StatusCode::kNotFound
+                    ? "no status file at " + l.path + " (the agent is not running, or has not written one yet)"
+                    : text.status().message();
     return l;
   }
   Result<std::vector<MetricSample>> parsed = ParsePrometheusText(*text);

@@ -538,11 +538,8 @@ Result<std::optional<uint64_t>> Store::LoadCell(const std::string& table, uint32
     if (rc != SQLITE_ROW && rc != SQLITE_DONE) return SqliteStatus(rc, impl_->db, "load state cell");
     if (v) return std::optional<uint64_t>(v);
   }
-  // Stored before schema 3, as a plain SourceState.
-  Result<std::optional<std::string>> legacy = LoadState(StateCell::StateKey(table, index));
-  if (!legacy.ok()) return legacy.status();
-  const uint64_t v = legacy->has_value() ? StateCell::ParseStateValue(**legacy) : 0;
-  return v ? std::optional<uint64_t>(v) : std::nullopt;
+  // Stored before schema 3 as a plain SourceState: what ReadingSink's default reads.
+  return ReadingSink::LoadCell(table, index);
 }
 
 Result<std::optional<std::string>> Store::LoadState(const std::string& key) {

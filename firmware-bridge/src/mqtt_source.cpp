@@ -22,7 +22,6 @@
 
 #include <atomic>
 #include <chrono>
-#include <cinttypes>
 #include <thread>
 
 #include "edgepipe/firmware_bridge/mqtt.h"
