@@ -18,6 +18,12 @@ Status SqliteStatus(int rc, sqlite3* db, std::string_view what);
 int LastFailedSqliteCode();
 void ClearLastFailedSqliteCode();
 
+// A prepared statement. Preparing costs tens of thousands of instructions (about as much as
+// inserting a small chunk), so statements are kept: the destructor resets a statement and keeps it
+// for the next Stmt of the same connection and SQL text (one idle statement per text; a Stmt
+// constructed while another of the same text is alive prepares its own). Every live Stmt owns
+// its statement alone, so nesting and threads are as safe as with fresh statements. Call
+// FinalizeKeptStatements(db) before closing a connection.
 class Stmt {
  public:
   Stmt() = default;
@@ -61,6 +67,11 @@ class Stmt {
   sqlite3_stmt* s_ = nullptr;
   int rc_ = SQLITE_OK;
 };
+
+// Finalizes the statements kept for `db` (see Stmt); before sqlite3_close_v2(db).
+void FinalizeKeptStatements(sqlite3* db);
+// Statements kept for `db`, for tests.
+size_t KeptStatementCount(sqlite3* db);
 
 // Rolls back the open transaction, if any, keeping LastFailedSqliteCode() of the failure that
 // caused the rollback (callers classify it afterwards).

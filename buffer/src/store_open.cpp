@@ -104,6 +104,7 @@ void Store::Impl::CloseDb() {
   // After an I/O error nothing may be written through this connection, not even the
   // checkpoint SQLite runs when the last connection closes; the next open recovers from the WAL.
   if (io_failed) sqlite3_db_config(db, SQLITE_DBCONFIG_NO_CKPT_ON_CLOSE, 1, nullptr);
+  FinalizeKeptStatements(db);
   sqlite3_close_v2(db);
   db = nullptr;
 }

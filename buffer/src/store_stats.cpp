@@ -105,6 +105,7 @@ Result<Stats> ReadStats(const std::string& path) {
   sqlite3_busy_timeout(db, 2000);
   Stats st;
   Status s = FillStats(db, &st);
+  FinalizeKeptStatements(db);
   sqlite3_close_v2(db);
   if (!s.ok()) return s;
   st.state = "unknown";  // the writer's state lives in the agent's process
