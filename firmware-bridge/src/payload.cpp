@@ -2,6 +2,7 @@
 
 #include <simdjson.h>
 
+#include <array>
 #include <charconv>
 #include <cmath>
 #include <cstring>
@@ -18,9 +19,20 @@ constexpr double kRelativeLimit = 268'435'456.0;
 constexpr double kMaxAbsSeconds = 253'402'300'800.0;  // year 10000: keeps the conversion in range
 constexpr int kSenmlVersion = 10;
 
-bool IsNameChar(char c) {
-  return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '-' || c == ':' ||
-         c == '.' || c == '/' || c == '_';
+// RFC 8428 4.5.1 name characters: 1 = A-Z a-z 0-9 (may also start a name), 2 = - : . / _.
+constexpr auto kNameChar = [] {
+  std::array<uint8_t, 256> t{};
+  for (int c = 0; c < 256; ++c) {
+    if ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9')) t[c] = 1;
+    else if (c == '-' || c == ':' || c == '.' || c == '/' || c == '_') t[c] = 2;
+  }
+  return t;
+}();
+
+bool AllNameChars(std::string_view s) {
+  for (char c : s)
+    if (kNameChar[static_cast<unsigned char>(c)] == 0) return false;
+  return true;
 }
 
 std::string Trunc(std::string_view s, size_t n = 64) {
@@ -63,12 +75,7 @@ const char* PayloadFormatName(PayloadFormat f) {
 }
 
 bool IsValidSenmlName(std::string_view name) {
-  if (name.empty()) return false;
-  char c0 = name[0];
-  if (!((c0 >= 'a' && c0 <= 'z') || (c0 >= 'A' && c0 <= 'Z') || (c0 >= '0' && c0 <= '9'))) return false;
-  for (char c : name)
-    if (!IsNameChar(c)) return false;
-  return true;
+  return !name.empty() && kNameChar[static_cast<unsigned char>(name[0])] == 1 && AllNameChars(name);
 }
 
 std::string CheckJsonPointer(std::string_view p) {
@@ -85,6 +92,7 @@ namespace {
 // SenML base fields, reset per pack; kept to reuse their capacity.
 struct SenmlScratch {
   std::string base_name;
+  bool base_name_valid = false;  // base_name is a valid start of a name (checked once per pack)
   std::string base_unit;
   std::string name_buf;
 };
@@ -211,6 +219,7 @@ bool ParseSenml(SenmlScratch& im, const PayloadOptions& opt, dom::element root, 
         std::string_view b;
         if (!want_str(&b)) return bad_type("a string");
         im.base_name.assign(b);
+        im.base_name_valid = IsValidSenmlName(b);
       } else if (k == "bt") {
         if (!want_num(&bt)) return bad_type("a number");
       } else if (k == "bu") {
@@ -245,7 +254,9 @@ bool ParseSenml(SenmlScratch& im, const PayloadOptions& opt, dom::element root, 
     std::string_view name = im.name_buf;
     if (name.empty()) name = c.topic_sensor;
     if (name.empty()) return fail("topic", "no name: the record has neither bn nor n and the topic gives no sensor id");
-    if (!IsValidSenmlName(name) && !(name == c.topic_sensor && !name.empty()))
+    // bn + n is valid when bn is (checked once) and n has only name characters.
+    const bool valid = !im.base_name.empty() && has_n ? im.base_name_valid && AllNameChars(n) : IsValidSenmlName(name);
+    if (!valid && !(name == c.topic_sensor && !name.empty()))
       return fail("senml", "invalid SenML name \"" + Trunc(name) +
                                "\" (allowed: A-Z a-z 0-9 - : . / _, starting with a letter or digit)",
                   name);

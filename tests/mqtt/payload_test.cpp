@@ -157,6 +157,13 @@ TEST(Senml, RejectsTheWholePack) {
       {R"([{"n":"a","v":1,"bver":1.0026e+79}])", "senml", "version 1.0026e+79 is newer"},
       {R"([{"n":"-bad","v":1}])", "senml", "invalid SenML name"},
       {R"([{"n":"a b","v":1}])", "senml", "invalid SenML name"},
+      // bn + n as one name: the base name is checked once per pack, the names after it each time.
+      {R"([{"bn":"gw/","n":"t 1","v":1}])", "senml", "invalid SenML name \"gw/t 1\""},
+      {R"([{"bn":"-gw/","n":"t1","v":1}])", "senml", "invalid SenML name \"-gw/t1\""},
+      {R"([{"bn":"g w/","n":"t1","v":1}])", "senml", "invalid SenML name"},
+      {R"([{"bn":"gw/","n":"t1","v":1},{"bn":"_gw/","n":"t1","v":2}])", "senml", "record 1: invalid SenML name"},
+      {R"([{"bn":"gw/","n":"t1","v":1},{"n":"t\u00e9","v":2}])", "senml", "record 1: invalid SenML name"},
+      {R"([{"bn":"-gw","v":1}])", "senml", "invalid SenML name"},
       {R"({"n":"a","v":1})", "senml", "JSON array"},
       {R"([1,2])", "senml", "JSON object"},
       {R"([])", "senml", "empty"},
@@ -171,6 +178,24 @@ TEST(Senml, RejectsTheWholePack) {
     STRCMP_EQUAL_TEXT(c.rule, r.error.rule.c_str(), c.payload);
     CHECK_TEXT(r.error.reason.find(c.reason_part) != std::string::npos, (std::string(c.payload) + " -> " + r.error.reason).c_str());
   }
+}
+
+// Only the whole name's first character must be a letter or digit: a name after a base name
+// may start with any name character; a base name changed part way applies from its record on.
+TEST(Senml, NamesAfterABaseNameAndABaseNameChangedInThePack) {
+  Parsed r = Run(parser, R"([{"bn":"gw/","n":"-t1","v":1},{"n":"_x.y:z","v":2},{"bn":"Gw2/","n":"a","v":3},)"
+                         R"({"v":4},{"bn":"","n":"9b","v":5}])");
+  CHECK_TRUE_TEXT(r.ok, r.error.reason.c_str());
+  LONGS_EQUAL(5, r.readings.size());
+  STRCMP_EQUAL("gw/-t1", r.readings[0].sensor.c_str());
+  STRCMP_EQUAL("gw/_x.y:z", r.readings[1].sensor.c_str());
+  STRCMP_EQUAL("Gw2/a", r.readings[2].sensor.c_str());
+  STRCMP_EQUAL("Gw2/", r.readings[3].sensor.c_str());
+  STRCMP_EQUAL("9b", r.readings[4].sensor.c_str());
+  // An empty base name again: the name alone must start with a letter or digit.
+  Parsed bad = Run(parser, R"([{"bn":"gw/","n":"a","v":1},{"bn":"","n":"-a","v":2}])");
+  CHECK_FALSE(bad.ok);
+  CHECK_TEXT(bad.error.reason.find("record 1: invalid SenML name \"-a\"") != std::string::npos, bad.error.reason.c_str());
 }
 
 TEST(Senml, OversizePayloadAndTooManyRecords) {
