@@ -131,6 +131,55 @@ TEST(Encoder, NdjsonHasOneValidObjectPerReading) {
   CHECK_TRUE(j2["value_bool"].get<bool>());
 }
 
+// The records are written through a pointer into space grown ahead of them: a batch of many
+// growth steps, texts at their worst expansion (every byte escaped as \u00XX, or invalid UTF-8
+// replaced), every quality flag, appended after what `out` already held: each record parses
+// back to its reading.
+TEST(Encoder, NdjsonOfALargeBatchParsesBackToItsReadings) {
+  std::mt19937_64 rng(5);
+  std::vector<Reading> rs;
+  const std::string worst_escaped(3000, '\x01'), worst_invalid(2000, '\xff');
+  std::string replaced;  // what worst_invalid becomes: U+FFFD per byte
+  for (int k = 0; k < 2000; ++k) replaced += "\xEF\xBF\xBD";
+  for (int i = 0; i < 5000; ++i) {
+    Reading r;
+    r.sensor = "plant/line-" + std::to_string(i % 37) + (i % 11 == 0 ? "/\"quoted\"" : "");
+    r.ts_us = 1'764'129'949'000'000LL + int64_t{i} * 37'000;
+    r.type = i % 50 == 7 ? ValueType::kString : i % 50 == 8 ? ValueType::kBool : ValueType::kNumber;
+    r.value = r.type == ValueType::kBool ? i % 2 : static_cast<double>(rng() % 2'000'000) / 1000.0 - 1000.0;
+    if (r.type == ValueType::kString) r.text = i % 100 == 7 ? worst_escaped : worst_invalid;
+    r.unit = i % 3 ? "Cel" : "";
+    r.source = i % 5 ? "mq" : "";
+    r.quality = i % 13 == 0 ? (1u << kQualityFlagCount) - 1 : 0;
+    rs.push_back(r);
+  }
+  for (bool columns : {false, true}) {
+    Batch b;
+    if (columns) b.columns = ToColumns(rs);
+    else b.readings = rs;
+    std::string out = "already here\n";
+    EncodeReadings(Format::kNdjson, {"gw-1", {}}, b, &out);
+    CHECK(out.size() > 1'000'000);
+    auto lines = Lines(out);
+    LONGS_EQUAL(rs.size() + 1, lines.size());
+    STRCMP_EQUAL("already here", lines[0].c_str());
+    for (size_t i = 0; i < rs.size(); ++i) {
+      const Reading& r = rs[i];
+      auto j = nlohmann::json::parse(lines[i + 1]);
+      STRCMP_EQUAL(r.sensor.c_str(), j["sensor"].get<std::string>().c_str());
+      STRCMP_EQUAL(FormatIso8601Ms(r.ts_us).c_str(), j["ts"].get<std::string>().c_str());
+      if (r.type == ValueType::kNumber) CHECK_TRUE(j["value"].get<double>() == r.value);
+      if (r.type == ValueType::kBool) CHECK_EQUAL(r.value != 0, j["value_bool"].get<bool>());
+      if (r.type == ValueType::kString)
+        CHECK_TRUE(j["value_text"].get<std::string>() == (r.text == worst_escaped ? r.text : replaced));
+      CHECK_EQUAL(!r.unit.empty(), j.contains("unit"));
+      CHECK_EQUAL(!r.source.empty(), j.contains("source"));
+      CHECK_EQUAL(r.quality != 0, j.contains("quality"));
+      if (r.quality) LONGS_EQUAL(kQualityFlagCount, j["quality"].size());
+    }
+  }
+}
+
 TEST(Encoder, EveryRowKeepsItsOwnMillisecondsWhenRowsShareASecond) {
   // The encoder reuses the text of the previous row's second: rows 37 ms apart (many in one
   // second, some across a second or a day boundary, before and after 1970) each get exactly

@@ -57,43 +57,65 @@ size_t Utf8SeqLen(const unsigned char* p, const unsigned char* end) {
 
 }  // namespace
 
-void AppendJsonString(std::string* out, std::string_view s) {
-  out->push_back('"');
+namespace {
+
+char* Put(char* p, std::string_view s) {
+  std::memcpy(p, s.data(), s.size());
+  return p + s.size();
+}
+
+// Most bytes WriteJsonString writes for `s`: every byte escaped as \u00XX (an invalid UTF-8 byte
+// becomes the 3 bytes of U+FFFD).
+size_t JsonStringBound(std::string_view s) { return 2 + 6 * s.size(); }
+
+// AppendJsonString's bytes written at `p` (JsonStringBound(s) bytes available); returns the end.
+char* WriteJsonString(char* out, std::string_view s) {
+  static const char kHex[] = "0123456789abcdef";
+  *out++ = '"';
   const auto* p = reinterpret_cast<const unsigned char*>(s.data());
   const auto* end = p + s.size();
   const auto* run = p;
   while (p < end) {
     uint8_t cls = Class(*p);
     if (cls == 0) { ++p; continue; }
-    out->append(reinterpret_cast<const char*>(run), p - run);
+    out = Put(out, std::string_view(reinterpret_cast<const char*>(run), p - run));
     if (cls == 1) {
       switch (*p) {
-        case '"': out->append("\\\""); break;
-        case '\\': out->append("\\\\"); break;
-        case '\n': out->append("\\n"); break;
-        case '\r': out->append("\\r"); break;
-        case '\t': out->append("\\t"); break;
-        default: {
-          char buf[8];
-          snprintf(buf, sizeof buf, "\\u%04x", *p);
-          out->append(buf);
-        }
+        case '"': out = Put(out, "\\\""); break;
+        case '\\': out = Put(out, "\\\\"); break;
+        case '\n': out = Put(out, "\\n"); break;
+        case '\r': out = Put(out, "\\r"); break;
+        case '\t': out = Put(out, "\\t"); break;
+        default:
+          out = Put(out, "\\u00");
+          *out++ = kHex[*p >> 4];
+          *out++ = kHex[*p & 15];
       }
       ++p;
     } else {
       size_t n = Utf8SeqLen(p, end);
       if (n) {
-        out->append(reinterpret_cast<const char*>(p), n);
+        out = Put(out, std::string_view(reinterpret_cast<const char*>(p), n));
         p += n;
       } else {
-        out->append("\xEF\xBF\xBD");  // U+FFFD
+        out = Put(out, "\xEF\xBF\xBD");  // U+FFFD
         ++p;
       }
     }
     run = p;
   }
-  out->append(reinterpret_cast<const char*>(run), p - run);
-  out->push_back('"');
+  out = Put(out, std::string_view(reinterpret_cast<const char*>(run), p - run));
+  *out++ = '"';
+  return out;
+}
+
+}  // namespace
+
+void AppendJsonString(std::string* out, std::string_view s) {
+  const size_t old = out->size();
+  out->resize(old + JsonStringBound(s));
+  char* end = WriteJsonString(out->data() + old, s);
+  out->resize(static_cast<size_t>(end - out->data()));
 }
 
 namespace {
@@ -140,13 +162,17 @@ size_t FastDecimal(double v, char* buf) {
   return 0;
 }
 
+// AppendDouble's text at `out` (32 bytes available); returns the end.
+char* WriteDouble(char* out, double v) {
+  const size_t n = FastDecimal(v, out);
+  return n != 0 ? out + n : std::to_chars(out, out + 32, v).ptr;
+}
+
 }  // namespace
 
 void AppendDouble(std::string* out, double v) {
   char buf[32];
-  size_t n = FastDecimal(v, buf);
-  if (n == 0) n = static_cast<size_t>(std::to_chars(buf, buf + sizeof buf, v).ptr - buf);
-  out->append(buf, n);
+  out->append(buf, static_cast<size_t>(WriteDouble(buf, v) - buf));
 }
 
 namespace {
@@ -173,18 +199,30 @@ void ForEachRow(const Batch& batch, Fn&& fn) {
     fn(RowView{r.sensor, r.unit, r.source, r.text, r.ts_us, r.value, r.type, r.quality, -1});
 }
 
-void AppendQualityJson(std::string* out, uint32_t q) {
-  out->append(",\"quality\":[");
+// `,"quality":["flag",...]` for the flags set in `q` (q != 0), at `out`; returns the end.
+char* WriteQualityJson(char* out, uint32_t q) {
+  out = Put(out, ",\"quality\":[");
   bool first = true;
   for (int bit = 0; bit < kQualityFlagCount; ++bit) {
     if (!(q & (1u << bit))) continue;
-    if (!first) out->push_back(',');
+    if (!first) *out++ = ',';
     first = false;
-    out->push_back('"');
-    out->append(QualityFlagName(bit));
-    out->push_back('"');
+    *out++ = '"';
+    out = Put(out, QualityFlagName(bit));
+    *out++ = '"';
   }
-  out->push_back(']');
+  *out++ = ']';
+  return out;
+}
+
+// Most bytes WriteQualityJson writes: every flag set.
+size_t QualityJsonBound() {
+  static const size_t bound = [] {
+    size_t n = std::strlen(",\"quality\":[]");
+    for (int bit = 0; bit < kQualityFlagCount; ++bit) n += std::strlen(QualityFlagName(bit)) + 3;
+    return n;
+  }();
+  return bound;
 }
 
 // Pre-rendered `{"device":"...","labels":{...},` common to every record of a batch.
@@ -230,69 +268,100 @@ class TimestampText {
 
 // The parts of an NDJSON record that are the same for every reading of a series: everything up
 // to the timestamp (`{"device":...,"sensor":"...","ts":"`), from the timestamp to the value
-// (`","value":`), and after the value (unit and source). Rendered once per series.
+// (`","value":`), and after the value (unit and source). Rendered once per series, one after
+// the other into one string (`SeriesTexts::text`); these are their offset and lengths there.
 struct SeriesText {
-  std::string head, mid, tail;
+  size_t at = 0;
+  uint32_t head = 0, mid = 0, tail = 0;
 };
 
-SeriesText RenderSeries(const std::string& prefix, std::string_view sensor, std::string_view unit,
+SeriesText RenderSeries(std::string* text, const std::string& prefix, std::string_view sensor, std::string_view unit,
                         std::string_view source, ValueType type) {
   SeriesText t;
-  t.head = prefix;
-  t.head.append(",\"sensor\":");
-  AppendJsonString(&t.head, sensor);
-  t.head.append(",\"ts\":\"");
-  t.mid = type == ValueType::kNumber ? "\",\"value\":" : type == ValueType::kString ? "\",\"value_text\":" : "\"";
+  t.at = text->size();
+  text->append(prefix);
+  text->append(",\"sensor\":");
+  AppendJsonString(text, sensor);
+  text->append(",\"ts\":\"");
+  t.head = static_cast<uint32_t>(text->size() - t.at);
+  text->append(type == ValueType::kNumber ? "\",\"value\":" : type == ValueType::kString ? "\",\"value_text\":" : "\"");
+  t.mid = static_cast<uint32_t>(text->size() - t.at - t.head);
   if (!unit.empty()) {
-    t.tail.append(",\"unit\":");
-    AppendJsonString(&t.tail, unit);
+    text->append(",\"unit\":");
+    AppendJsonString(text, unit);
   }
   if (!source.empty()) {
-    t.tail.append(",\"source\":");
-    AppendJsonString(&t.tail, source);
+    text->append(",\"source\":");
+    AppendJsonString(text, source);
   }
+  t.tail = static_cast<uint32_t>(text->size() - t.at - t.head - t.mid);
   return t;
 }
 
-void AppendNdjsonRow(std::string* out, const SeriesText& t, TimestampText& ts, const RowView& r) {
-  out->append(t.head);
-  out->append(ts.Format(r.ts_us));
-  out->append(t.mid);
+// Most bytes WriteNdjsonRow writes for `r`.
+size_t NdjsonRowBound(const SeriesText& t, const RowView& r) {
+  size_t n = t.head + 24 + t.mid + t.tail + 2;  // 24: the timestamp
+  n += r.type == ValueType::kString ? JsonStringBound(r.text) : 32;  // a number (<= 24), null, a boolean
+  if (r.quality) n += QualityJsonBound();
+  return n;
+}
+
+// One record at `out` (NdjsonRowBound bytes available); returns the end.
+char* WriteNdjsonRow(char* out, const char* series, const SeriesText& t, TimestampText& ts, const RowView& r) {
+  out = Put(out, std::string_view(series, t.head));
+  out = Put(out, ts.Format(r.ts_us));
+  out = Put(out, std::string_view(series + t.head, t.mid));
   switch (r.type) {
     case ValueType::kNumber:
-      if (std::isfinite(r.value)) AppendDouble(out, r.value);
-      else out->append("null");
+      if (std::isfinite(r.value)) out = WriteDouble(out, r.value);
+      else out = Put(out, "null");
       break;
     case ValueType::kBool:
-      out->append(r.value != 0 ? ",\"value_bool\":true" : ",\"value_bool\":false");
+      out = Put(out, r.value != 0 ? ",\"value_bool\":true" : ",\"value_bool\":false");
       break;
     case ValueType::kString:
-      AppendJsonString(out, r.text);
+      out = WriteJsonString(out, r.text);
       break;
   }
-  out->append(t.tail);
-  if (r.quality) AppendQualityJson(out, r.quality);
-  out->append("}\n");
+  out = Put(out, std::string_view(series + t.head + t.mid, t.tail));
+  if (r.quality) out = WriteQualityJson(out, r.quality);
+  *out++ = '}';
+  *out++ = '\n';
+  return out;
 }
 
 void EncodeNdjson(const EncodeContext& ctx, const Batch& batch, std::string* out) {
   const std::string prefix = RecordPrefix(ctx);
-  out->reserve(out->size() + batch.reading_count() * (prefix.size() + 96));
   TimestampText ts;
-  // Each series' fixed text rendered on its first reading (readings of batch.readings: per row).
-  std::vector<SeriesText> text(batch.columns.series.size());
+  // Each series' fixed text rendered on its first reading (readings of batch.readings: per row,
+  // after the series' texts, and taken away again).
+  std::string text;
+  std::vector<SeriesText> series(batch.columns.series.size());
   std::vector<bool> rendered(batch.columns.series.size());
+  // Records are written through a pointer into `out`, grown ahead by at least 64 KiB at a time;
+  // `used` is where the records end (the rest is cut off at the end).
+  size_t used = out->size();
+  out->reserve(used + batch.reading_count() * (prefix.size() + 96));
+  auto room = [&](size_t need) {
+    if (out->size() - used < need) out->resize(used + std::max<size_t>(need, 64 << 10));
+    return out->data() + used;
+  };
   ForEachRow(batch, [&](const RowView& r) {
     if (r.series < 0) {
-      AppendNdjsonRow(out, RenderSeries(prefix, r.sensor, r.unit, r.source, r.type), ts, r);
+      const size_t keep = text.size();
+      const SeriesText t = RenderSeries(&text, prefix, r.sensor, r.unit, r.source, r.type);
+      used = static_cast<size_t>(WriteNdjsonRow(room(NdjsonRowBound(t, r)), text.data() + t.at, t, ts, r) - out->data());
+      text.resize(keep);
       return;
     }
     if (!rendered[r.series]) {
-      text[r.series] = RenderSeries(prefix, r.sensor, r.unit, r.source, r.type);
+      series[r.series] = RenderSeries(&text, prefix, r.sensor, r.unit, r.source, r.type);
       rendered[r.series] = true;
     }
-    AppendNdjsonRow(out, text[r.series], ts, r);
+    const SeriesText& t = series[r.series];
+    used = static_cast<size_t>(WriteNdjsonRow(room(NdjsonRowBound(t, r)), text.data() + t.at, t, ts, r) - out->data());
   });
+  out->resize(used);
 }
 
 // RFC 4180 field: quoted when it holds a separator, quote or line break.
