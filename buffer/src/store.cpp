@@ -85,47 +85,88 @@ void Pending::Absorb(Pending&& later) {
   later = Pending();
 }
 
-Pending Pending::TakeFront(size_t max) {
+Pending Pending::TakeFront(size_t max, uint64_t* front_ticket) {
+  // The readings of each append, by ticket (an append may have readings in several hours).
+  std::map<uint64_t, size_t> per_ticket;
+  for (const auto& [hour, m] : marks) {
+    size_t start = 0;
+    for (const auto& [end, ticket] : m) {
+      per_ticket[ticket] += end - start;
+      start = end;
+    }
+  }
+  // The front takes whole appends in ticket order, as many as fit in `max` (at least one), so
+  // that "every append up to T is in, none after it" describes what it commits: the journal's
+  // replay after a crash between the parts relies on it (store_journal.cpp). A split by hour
+  // alone committed parts of appends, and appends after the one it was split in.
+  uint64_t t = 0;
+  size_t taken = 0;
+  for (const auto& [ticket, n] : per_ticket) {
+    if (t != 0 && taken + n > max) break;
+    t = ticket;
+    taken += n;
+  }
+  // Within an hour the appends are in ticket order, so each hour's front is a prefix of it. Should
+  // one not be (put back out of order), T is lowered until no append below it is left behind.
+  std::map<int64_t, size_t> cut;  // hour -> readings of it in the front
+  while (true) {
+    uint64_t left_min = UINT64_MAX;
+    cut.clear();
+    for (const auto& [hour, m] : marks) {
+      size_t k = 0;
+      bool open = true;
+      for (const auto& [end, ticket] : m) {
+        if (open && ticket <= t) k = end;
+        else {
+          open = false;
+          left_min = std::min(left_min, ticket);
+        }
+      }
+      cut[hour] = k;
+    }
+    if (left_min > t) break;
+    t = left_min - 1;
+  }
+  if (std::all_of(cut.begin(), cut.end(), [](const auto& c) { return c.second == 0; })) {
+    // Nothing fits that way (appends far out of order): everything goes, over `max`.
+    for (const auto& [hour, data] : hours) cut[hour] = data.size();
+    t = per_ticket.rbegin()->first;
+  }
   Pending front;
   std::swap(front.quarantine, quarantine);
   std::swap(front.gaps, gaps);
   std::swap(front.state, state);
   std::swap(front.cells, cells);
   std::swap(front.counter_deltas, counter_deltas);
-  while (front.readings < max && !hours.empty()) {
-    auto it = hours.begin();
+  for (auto it = hours.begin(); it != hours.end();) {
     const int64_t hour = it->first;
-    const size_t k = std::min(max - front.readings, it->second.size());
+    const size_t k = cut[hour];
     auto& my_marks = marks[hour];
+    if (k == 0) {
+      ++it;
+      continue;
+    }
     if (k == it->second.size()) {
       front.hours[hour] = std::move(it->second);
       front.marks[hour] = std::move(my_marks);
-      hours.erase(it);
       marks.erase(hour);
+      it = hours.erase(it);
     } else {
       front.hours[hour] = it->second.Slice(0, k);
       it->second = it->second.Slice(k, it->second.size());
       std::vector<std::pair<size_t, uint64_t>> kept;
       for (const auto& [end, ticket] : my_marks) {
         if (end <= k) front.marks[hour].emplace_back(end, ticket);
-        else {
-          if (front.marks[hour].empty() || front.marks[hour].back().first != k) front.marks[hour].emplace_back(k, ticket);
-          kept.emplace_back(end - k, ticket);
-        }
+        else kept.emplace_back(end - k, ticket);
       }
       my_marks = std::move(kept);
+      ++it;
     }
     front.readings += k;
     readings -= k;
   }
+  *front_ticket = t;
   return front;
-}
-
-uint64_t Pending::MinTicket() const {
-  uint64_t t = UINT64_MAX;
-  for (const auto& [hour, m] : marks)
-    for (const auto& [end, ticket] : m) t = std::min(t, ticket);
-  return t;
 }
 
 void Pending::AddGap(const GapRecord& g) {
@@ -259,8 +300,7 @@ Status Store::Impl::CommitQueue(std::unique_lock<std::mutex>& lock) {
   const size_t txn_cap = disk_full.load() ? kFullDiskTransactionReadings
                                       : std::max<size_t>(opt.commit_max_readings, kMaxTransactionReadings);
   if (work.readings > txn_cap) {
-    Pending front = work.TakeFront(txn_cap);
-    ticket = work.MinTicket() - 1;  // appends partly in the rest are not durable yet
+    Pending front = work.TakeFront(txn_cap, &ticket);  // appends up to `ticket`, whole
     work.Absorb(std::move(pending));
     pending = std::move(work);
     work = std::move(front);

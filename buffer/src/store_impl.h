@@ -106,10 +106,11 @@ struct Pending {
   // An hour not queued yet starts from one of `spares` when there is one (emptied chunks of an
   // earlier commit: their series' memory is reused).
   void AddReadings(std::span<const Reading> readings, uint64_t ticket, std::vector<ChunkData>* spares = nullptr);
-  // Moves the oldest `max` readings (and everything that is not a reading) into a new Pending.
-  Pending TakeFront(size_t max);
-  // The smallest ticket of the readings queued here (UINT64_MAX when none).
-  uint64_t MinTicket() const;
+  // Moves the readings of the appends up to a ticket T, whole and in ticket order, as many as fit
+  // in `max` (at least one append's), and everything that is not a reading into a new Pending;
+  // T in *front_ticket. Every append's readings are then either all in the front (ticket <= T) or
+  // all still here (ticket > T).
+  Pending TakeFront(size_t max, uint64_t* front_ticket);
   // Adds a gap, merging it into a queued one of the same source, sensor and reason.
   void AddGap(const GapRecord& g);
 };

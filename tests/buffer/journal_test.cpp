@@ -10,8 +10,10 @@
 #include <cstring>
 #include <filesystem>
 #include <limits>
+#include <map>
 
 #include "ack_journal.h"
+#include "store_impl.h"
 #include "edgepipe/buffer/store.h"
 #include "test_util.h"
 
@@ -307,4 +309,76 @@ TEST(AckJournal, AFailedJournalWriteMakesWaitersCommitAndLosesNothing) {
   CHECK_TRUE(s.ok());
   LONGS_EQUAL(0, (*s)->GetStats().journal_replayed);
   LONGS_EQUAL(11, CountReadings(**s));
+}
+
+// ---- A long queue committed in parts (store.cpp, Pending::TakeFront) ----
+// The first part's commit records "appends up to T are in"; after a crash before the second
+// part, replay re-adds every journaled append above T. So the first part must hold every reading
+// of the appends up to T and none of the later ones, whichever hours their readings are in.
+
+namespace {
+constexpr int64_t kHourUs = 3'600'000'000LL;
+// `n` readings of append `ticket` in `hour` (0, 1, 2, ...), their seq = ticket * 1e6 + i.
+void AddAppend(Pending& p, uint64_t ticket, int hour, int n, int other_hour = -1) {
+  std::vector<Reading> rs(n);
+  for (int i = 0; i < n; ++i) {
+    rs[i].sensor = "s" + std::to_string(i % 7);
+    const int h = other_hour >= 0 && i % 2 ? other_hour : hour;
+    rs[i].ts_us = kT0 / kHourUs * kHourUs + h * kHourUs + i;
+    rs[i].value = i;
+    rs[i].seq = ticket * 1'000'000 + static_cast<uint64_t>(i);
+  }
+  p.AddReadings(rs, ticket);
+}
+// Readings per ticket, from the seq column.
+std::map<uint64_t, size_t> PerTicket(const Pending& p) {
+  std::map<uint64_t, size_t> n;
+  for (const auto& [hour, data] : p.hours)
+    for (const SeriesColumns& s : data.series())
+      for (uint64_t seq : s.seq) ++n[seq / 1'000'000];
+  return n;
+}
+}  // namespace
+
+TEST(AckJournal, ALongQueueIsCommittedInPartsOfWholeAppendsInTicketOrder) {
+  Pending p;
+  AddAppend(p, 1, 10, 20'000);
+  AddAppend(p, 2, 9, 20'000);  // an earlier hour: a split by hour took it before append 1
+  AddAppend(p, 3, 10, 20'000);
+  AddAppend(p, 4, 9, 6'000, 11);  // in two hours
+  AddAppend(p, 5, 11, 4'000);
+  uint64_t t = 0;
+  Pending front = p.TakeFront(50'000, &t);
+  LONGS_EQUAL(2, t);  // 1 and 2 fit (40,000), 3 would not
+  LONGS_EQUAL(40'000, front.readings);
+  LONGS_EQUAL(30'000, p.readings);
+  std::map<uint64_t, size_t> f = PerTicket(front), rest = PerTicket(p);
+  CHECK_TRUE((f == std::map<uint64_t, size_t>{{1, 20'000}, {2, 20'000}}));
+  CHECK_TRUE((rest == std::map<uint64_t, size_t>{{3, 20'000}, {4, 6'000}, {5, 4'000}}));
+  for (const auto& [hour, m] : front.marks)
+    for (const auto& [end, ticket] : m) CHECK(ticket <= t);
+  for (const auto& [hour, m] : p.marks)
+    for (const auto& [end, ticket] : m) CHECK(ticket > t);
+  // The rest again: 3 and 4 (26,000) fit in 29,999, 5 would not (30,000). Then 5 alone.
+  Pending second = p.TakeFront(29'999, &t);
+  LONGS_EQUAL(4, t);
+  CHECK_TRUE((PerTicket(second) == std::map<uint64_t, size_t>{{3, 20'000}, {4, 6'000}}));
+  Pending third = p.TakeFront(1, &t);  // one append at least, however large
+  LONGS_EQUAL(5, t);
+  LONGS_EQUAL(4'000, third.readings);
+  LONGS_EQUAL(0, p.readings);
+}
+
+TEST(AckJournal, AQueueOutOfTicketOrderWithinAnHourIsTakenWhole) {
+  Pending p, earlier;
+  AddAppend(p, 5, 3, 100);
+  AddAppend(earlier, 1, 3, 100);
+  AddAppend(earlier, 2, 4, 100);
+  p.Absorb(std::move(earlier));  // hour 3 now holds append 5, then append 1
+  uint64_t t = 0;
+  Pending front = p.TakeFront(150, &t);
+  // Append 1 alone cannot be taken without append 5 before it: everything goes.
+  LONGS_EQUAL(5, t);
+  LONGS_EQUAL(300, front.readings);
+  LONGS_EQUAL(0, p.readings);
 }
