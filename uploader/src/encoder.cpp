@@ -338,19 +338,26 @@ void EncodeNdjson(const EncodeContext& ctx, const Batch& batch, std::string* out
   std::string text;
   std::vector<SeriesText> series(batch.columns.series.size());
   std::vector<bool> rendered(batch.columns.series.size());
-  // Records are written through a pointer into `out`, grown ahead by at least 64 KiB at a time;
-  // `used` is where the records end (the rest is cut off at the end).
-  size_t used = out->size();
-  out->reserve(used + batch.reading_count() * (prefix.size() + 96));
-  auto room = [&](size_t need) {
-    if (out->size() - used < need) out->resize(used + std::max<size_t>(need, 64 << 10));
-    return out->data() + used;
+  // A record is written through a pointer into a buffer on the stack, then appended in one
+  // piece; one that may not fit there (long texts) straight into `out`, grown to its bound and
+  // cut back to what was written.
+  out->reserve(out->size() + batch.reading_count() * (prefix.size() + 96));
+  char row[512];
+  auto write = [&](const char* series_text, const SeriesText& t, const RowView& r) {
+    const size_t bound = NdjsonRowBound(t, r);
+    if (bound <= sizeof row) {
+      out->append(row, static_cast<size_t>(WriteNdjsonRow(row, series_text, t, ts, r) - row));
+      return;
+    }
+    const size_t old = out->size();
+    out->resize(old + bound);
+    out->resize(static_cast<size_t>(WriteNdjsonRow(out->data() + old, series_text, t, ts, r) - out->data()));
   };
   ForEachRow(batch, [&](const RowView& r) {
     if (r.series < 0) {
       const size_t keep = text.size();
       const SeriesText t = RenderSeries(&text, prefix, r.sensor, r.unit, r.source, r.type);
-      used = static_cast<size_t>(WriteNdjsonRow(room(NdjsonRowBound(t, r)), text.data() + t.at, t, ts, r) - out->data());
+      write(text.data() + t.at, t, r);
       text.resize(keep);
       return;
     }
@@ -358,10 +365,8 @@ void EncodeNdjson(const EncodeContext& ctx, const Batch& batch, std::string* out
       series[r.series] = RenderSeries(&text, prefix, r.sensor, r.unit, r.source, r.type);
       rendered[r.series] = true;
     }
-    const SeriesText& t = series[r.series];
-    used = static_cast<size_t>(WriteNdjsonRow(room(NdjsonRowBound(t, r)), text.data() + t.at, t, ts, r) - out->data());
+    write(text.data() + series[r.series].at, series[r.series], r);
   });
-  out->resize(used);
 }
 
 // RFC 4180 field: quoted when it holds a separator, quote or line break.
