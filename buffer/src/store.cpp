@@ -556,16 +556,27 @@ Result<uint64_t> Store::AppendWithCell(std::vector<Reading>& readings, const Sta
   return impl_->Enqueue(Pending(), readings, &cell);
 }
 
+namespace {
+// What `find` finds in the work not committed yet, the newest first: the queue, the commit in
+// flight, a commit in doubt. The acknowledgement journal answers waits before the commit, so an
+// MQTT redelivery after a reconnect must find its packet's record here too.
+template <typename T, typename Find>
+std::optional<T> FindQueued(Store::Impl& impl, Find find) {
+  std::lock_guard<std::mutex> lock(impl.mu);
+  const Pending* queues[] = {&impl.pending, impl.inflight, impl.uncertain_work.get()};
+  for (const Pending* p : queues)
+    if (p)
+      if (std::optional<T> v = find(*p)) return v;
+  return std::nullopt;
+}
+}  // namespace
+
 Result<std::optional<uint64_t>> Store::LoadCell(const std::string& table, uint32_t index) {
-  {
-    // Queued, in the commit in flight or in a commit in doubt, the newest first (as LoadState).
-    std::lock_guard<std::mutex> lock(impl_->mu);
-    const Pending* queues[] = {&impl_->pending, impl_->inflight, impl_->uncertain_work.get()};
-    for (const Pending* p : queues) {
-      if (!p) continue;
-      if (uint64_t v = p->FindCell(table, index)) return std::optional<uint64_t>(v);
-    }
-  }
+  std::optional<uint64_t> queued = FindQueued<uint64_t>(*impl_, [&](const Pending& p) -> std::optional<uint64_t> {
+    if (uint64_t v = p.FindCell(table, index)) return v;
+    return std::nullopt;
+  });
+  if (queued) return queued;
   {
     std::lock_guard<std::mutex> lock(impl_->db_mu);
     EP_RETURN_IF_ERROR(impl_->CheckWritable());
@@ -583,18 +594,12 @@ Result<std::optional<uint64_t>> Store::LoadCell(const std::string& table, uint32
 }
 
 Result<std::optional<std::string>> Store::LoadState(const std::string& key) {
-  {
-    // Appended but not committed yet (the acknowledgement journal answers waits before the
-    // commit): an MQTT redelivery after a reconnect must find its packet's record here too.
-    // The newest first: the queue, the commit in flight, a commit in doubt; then the database.
-    std::lock_guard<std::mutex> lock(impl_->mu);
-    const Pending* queues[] = {&impl_->pending, impl_->inflight, impl_->uncertain_work.get()};
-    for (const Pending* p : queues) {
-      if (!p) continue;
-      auto it = p->state.find(key);
-      if (it != p->state.end()) return std::optional<std::string>(it->second);
-    }
-  }
+  std::optional<std::string> queued = FindQueued<std::string>(*impl_, [&](const Pending& p) -> std::optional<std::string> {
+    auto it = p.state.find(key);
+    if (it != p.state.end()) return it->second;
+    return std::nullopt;
+  });
+  if (queued) return queued;
   std::lock_guard<std::mutex> lock(impl_->db_mu);
   EP_RETURN_IF_ERROR(impl_->CheckWritable());
   // Cached: after a reconnect an MQTT source looks up every redelivered (DUP) message here.
