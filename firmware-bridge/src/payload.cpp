@@ -94,7 +94,6 @@ struct SenmlScratch {
   std::string base_name;
   bool base_name_valid = false;  // base_name is a valid start of a name (checked once per pack)
   std::string base_unit;
-  std::string name_buf;
 };
 }  // namespace
 
@@ -156,8 +155,9 @@ bool ParseSenml(SenmlScratch& im, const PayloadOptions& opt, dom::element root, 
   const size_t first = out->size();
   size_t index = 0;
   auto fail = [&](const char* rule, std::string reason, std::string_view sensor = {}) {
+    std::string kept(sensor);  // it may be the name of a reading dropped here
     out->resize(first);
-    return c.Fail(rule, "record " + std::to_string(index) + ": " + reason, sensor);
+    return c.Fail(rule, "record " + std::to_string(index) + ": " + reason, kept);
   };
   for (dom::element rec_el : pack) {
     dom::object rec;
@@ -248,11 +248,12 @@ bool ParseSenml(SenmlScratch& im, const PayloadOptions& opt, dom::element root, 
       // "ut" (update time) and other unknown fields are ignored as the RFC allows.
     }
     if (values > 1) return fail("senml", "more than one value field (v, vs, vb, vd) in one record");
-    // Resolve the name.
-    im.name_buf.assign(im.base_name);
-    if (has_n) im.name_buf.append(n);
-    std::string_view name = im.name_buf;
-    if (name.empty()) name = c.topic_sensor;
+    // The reading is built in place (fail() drops it with the rest of the pack), its name first.
+    Reading& r = out->emplace_back();
+    r.sensor.assign(im.base_name);
+    if (has_n) r.sensor.append(n);
+    if (r.sensor.empty()) r.sensor.assign(c.topic_sensor);
+    const std::string_view name = r.sensor;
     if (name.empty()) return fail("topic", "no name: the record has neither bn nor n and the topic gives no sensor id");
     // bn + n is valid when bn is (checked once) and n has only name characters.
     const bool valid = !im.base_name.empty() && has_n ? im.base_name_valid && AllNameChars(n) : IsValidSenmlName(name);
@@ -271,9 +272,7 @@ bool ParseSenml(SenmlScratch& im, const PayloadOptions& opt, dom::element root, 
     } else if (!SecondsToUs(rt, &ts)) {
       return fail("senml", "time out of range", name);
     }
-    Reading& r = out->emplace_back();  // built in place (fail() drops it with the rest of the pack)
     r.source.assign(c.source);
-    r.sensor.assign(name);
     r.ts_us = ts;
     if (has_u) r.unit.assign(u);
     else r.unit = im.base_unit;

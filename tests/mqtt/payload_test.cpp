@@ -198,6 +198,20 @@ TEST(Senml, NamesAfterABaseNameAndABaseNameChangedInThePack) {
   CHECK_TEXT(bad.error.reason.find("record 1: invalid SenML name \"-a\"") != std::string::npos, bad.error.reason.c_str());
 }
 
+// The rejection names the record's sensor (the quarantine row's `sensor`), also when the
+// reading being built for it was dropped with the pack.
+TEST(Senml, ARejectedRecordNamesItsSensor) {
+  Parsed bad_name = Run(parser, R"([{"bn":"gateway-with-a-long-name/","n":"a","v":1},{"n":"t 1","v":2}])");
+  CHECK_FALSE(bad_name.ok);
+  STRCMP_EQUAL("gateway-with-a-long-name/t 1", bad_name.error.sensor.c_str());
+  Parsed no_value = Run(parser, R"([{"bn":"gateway-with-a-long-name/","n":"b"}])");
+  CHECK_FALSE(no_value.ok);
+  STRCMP_EQUAL("gateway-with-a-long-name/b", no_value.error.sensor.c_str());
+  Parsed bad_time = Run(parser, R"([{"n":"a-sensor-name-past-sixteen","v":1,"t":1e300}])");
+  CHECK_FALSE(bad_time.ok);
+  STRCMP_EQUAL("a-sensor-name-past-sixteen", bad_time.error.sensor.c_str());
+}
+
 TEST(Senml, OversizePayloadAndTooManyRecords) {
   PayloadOptions o;
   o.max_bytes = 64;
