@@ -127,6 +127,11 @@ namespace {
 // that parses back to v (n and 10^k are exact doubles and IEEE division rounds correctly, as
 // parsing does) has the fewest digits that round-trip. std::to_chars writes the shorter of fixed
 // and scientific notation (fixed on a tie): when scientific would be shorter, 0 is returned.
+constexpr char kTwoDigits[] =
+    "00010203040506070809101112131415161718192021222324252627282930313233343536373839"
+    "40414243444546474849505152535455565758596061626364656667686970717273747576777879"
+    "8081828384858687888990919293949596979899";
+
 size_t FastDecimal(double v, char* buf) {
   const double a = std::fabs(v);
   if (!(a >= 1e-3 && a < 1e15)) return 0;  // also NaN; zero, tiny and huge values: to_chars
@@ -134,13 +139,26 @@ size_t FastDecimal(double v, char* buf) {
     // Below 2^50 after scaling, n is the closest k-decimal to a (edgepipe/core/decimal.h).
     int64_t n;
     if (!ScaledDecimal(a, k, 0x1p50, &n)) continue;
-    char digits[20] = {};
-    int len = 0;
-    for (uint64_t u = static_cast<uint64_t>(n); u; u /= 10) digits[len++] = static_cast<char>('0' + u % 10);
-    // digits[] holds the digits of n, least significant first. Significant digits: without the
-    // trailing zeros (only an integer, k = 0, can have them; n is never 0 here).
+    // The digits of n, most significant first, two at a time, at the end of `digits`.
+    char digits[20];
+    char* const end = digits + sizeof digits;
+    char* d = end;
+    uint64_t u = static_cast<uint64_t>(n);
+    for (; u >= 100; u /= 100) {
+      d -= 2;
+      std::memcpy(d, kTwoDigits + 2 * (u % 100), 2);
+    }
+    if (u >= 10) {
+      d -= 2;
+      std::memcpy(d, kTwoDigits + 2 * u, 2);
+    } else {
+      *--d = static_cast<char>('0' + u);
+    }
+    const int len = static_cast<int>(end - d);
+    // Significant digits: without the trailing zeros (only an integer, k = 0, can have them; n
+    // is never 0 here).
     int zeros = 0;
-    while (zeros < len && digits[zeros] == '0') ++zeros;
+    while (zeros < len && end[-1 - zeros] == '0') ++zeros;
     const int sig = len - zeros;
     const int fixed_len = k == 0 ? len : (len > k ? len + 1 : k + 2);
     const int sci_len = sig + (sig > 1 ? 1 : 0) + 4;  // d[.ddd]e±XX (|exponent| < 100 here)
@@ -148,14 +166,20 @@ size_t FastDecimal(double v, char* buf) {
     char* p = buf;
     if (v < 0) *p++ = '-';
     if (len > k) {
-      for (int i = len - 1; i >= k; --i) *p++ = digits[i];
-      if (k > 0) *p++ = '.';
-      for (int i = k - 1; i >= 0; --i) *p++ = digits[i];
+      std::memcpy(p, d, len - k);
+      p += len - k;
+      if (k > 0) {
+        *p++ = '.';
+        std::memcpy(p, end - k, k);
+        p += k;
+      }
     } else {
       *p++ = '0';
       *p++ = '.';
-      for (int i = k; i > len; --i) *p++ = '0';
-      for (int i = len - 1; i >= 0; --i) *p++ = digits[i];
+      std::memset(p, '0', k - len);
+      p += k - len;
+      std::memcpy(p, d, len);
+      p += len;
     }
     return static_cast<size_t>(p - buf);
   }
