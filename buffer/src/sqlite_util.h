@@ -22,10 +22,10 @@ void ClearLastFailedSqliteCode();
 // inserting a small chunk), so statements are kept: the destructor resets a statement and keeps it
 // for the next Stmt of the same connection and SQL text (one idle statement per text; a Stmt
 // constructed while another of the same text is alive prepares its own). Every live Stmt owns
-// its statement alone, so nesting and threads are as safe as with fresh statements. Call
-// FinalizeKeptStatements(db) before closing a connection, when no Stmt of it is alive any more (a
-// Stmt destroyed after it would be kept for a closed connection). Keep SQL texts literal (values go in
-// bindings): one statement is kept per distinct text, a few KiB each, for the connection's life.
+// its statement alone, so nesting and threads are as safe as with fresh statements.
+// Call FinalizeKeptStatements(db) before closing a connection, once no Stmt of it is alive (one
+// destroyed later would be kept for the closed connection). Keep SQL texts literal (values go
+// in bindings): one statement is kept per distinct text, a few KiB each, for the connection's life.
 class Stmt {
  public:
   Stmt() = default;
