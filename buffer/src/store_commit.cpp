@@ -470,6 +470,27 @@ Status Store::Impl::WriteTransaction(Pending& work, std::vector<std::pair<int64_
       put.Bind(1, table).Bind(2, block).BindBlob(3, row.data(), row.size());
       s = SqliteStatus(put.Step(), db, "store state cells");
     }
+    // A database from before schema 3 holds the same records as plain source_state rows
+    // "<table>/<index>" (Store::LoadCell falls back to them). A cell written now supersedes its
+    // row: the row goes, so that they do not stay on the card for good (up to 65,535 per MQTT
+    // source). One index seek per table and commit finds whether any are left.
+    if (s.ok()) {
+      Stmt& any = Cached("SELECT 1 FROM source_state WHERE key >= ? AND key < ? LIMIT 1");
+      any.Reset();
+      any.Bind(1, table + "/").Bind(2, table + "0");  // '0' follows '/'
+      const int rc = any.Step();
+      any.Reset();
+      if (rc != SQLITE_ROW && rc != SQLITE_DONE) s = SqliteStatus(rc, db, "look for plain state cells");
+      if (rc == SQLITE_ROW) {
+        Stmt& del = Cached("DELETE FROM source_state WHERE key = ?");
+        for (const auto& [index, value] : sorted) {
+          del.Reset();
+          del.Bind(1, StateCell::StateKey(table, index));
+          s = SqliteStatus(del.Step(), db, "remove a plain state cell");
+          if (!s.ok()) break;
+        }
+      }
+    }
   }
   for (const auto& [name, delta] : work.counter_deltas) {
     if (!s.ok()) break;

@@ -374,6 +374,31 @@ TEST(Store, ACellStoredAsPlainStateBeforeCellsIsStillFound) {
   CHECK_FALSE(store->LoadCell("mq/mqtt-pid", 14)->has_value());
 }
 
+TEST(Store, ACellWrittenRemovesThePlainRowOfItsIndexAndNoOther) {
+  // Rows from before schema 3 do not stay for good: a cell written for an index supersedes its
+  // row, which goes in the same commit; rows of other indexes and other tables stay.
+  std::vector<Reading> none;
+  {
+    auto store = OpenStore(path(), &clock);
+    for (uint32_t i : {1u, 2u, 70u})
+      CHECK_TRUE(store->WaitDurable(*store->AppendWithState({}, StateCell{"mq/mqtt-pid", i, 0x100u + i}.AsState())).ok());
+    CHECK_TRUE(store->WaitDurable(*store->AppendWithState({}, StateCell{"mq/mqtt-pid-x", 1, 7}.AsState())).ok());
+    CHECK_TRUE(store->WaitDurable(*store->AppendWithState({}, {"mq/other/1", "kept"})).ok());
+    CHECK_TRUE(store->AppendWithCell(none, StateCell{"mq/mqtt-pid", 1, 0x501}).ok());
+    CHECK_TRUE(store->WaitDurable(*store->AppendWithCell(none, StateCell{"mq/mqtt-pid", 70, 0x570})).ok());
+  }
+  auto store = OpenStore(path(), &clock);  // what was committed
+  CHECK_FALSE(store->LoadState("mq/mqtt-pid/1")->has_value());
+  CHECK_FALSE(store->LoadState("mq/mqtt-pid/70")->has_value());
+  STRCMP_EQUAL("0000000000000102", store->LoadState("mq/mqtt-pid/2")->value().c_str());
+  STRCMP_EQUAL("0000000000000007", store->LoadState("mq/mqtt-pid-x/1")->value().c_str());
+  STRCMP_EQUAL("kept", store->LoadState("mq/other/1")->value().c_str());
+  LONGS_EQUAL(0x501, store->LoadCell("mq/mqtt-pid", 1)->value());
+  LONGS_EQUAL(0x570, store->LoadCell("mq/mqtt-pid", 70)->value());
+  LONGS_EQUAL(0x102, store->LoadCell("mq/mqtt-pid", 2)->value());  // still its plain row
+  LONGS_EQUAL(7, store->LoadCell("mq/mqtt-pid-x", 1)->value());
+}
+
 TEST(Store, RecentReadingsReturnsTheNewestChunksFirst) {
   auto store = OpenStore(path(), &clock);
   for (int i = 0; i < 5; ++i)
