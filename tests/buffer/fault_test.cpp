@@ -703,6 +703,10 @@ TEST(Concurrency, WritersAndABatchReaderWithMergesSplitsAndReleasesLoseAndDuplic
   std::multiset<uint64_t> seen;
   std::thread reader([&] {
     std::mt19937 rng(99);
+    // Merges take small chunks nobody has claimed: a reader that keeps up leaves none, and the
+    // test then depended on the scheduling (it once saw no merge beside another test). Leasing
+    // starts once the writer has merged, while the writers still append (or just after).
+    CHECK_TRUE(edgepipe::testing::WaitUntil(10'000, [&] { return store->GetStats().merges > 0; }));
     while (true) {
       const bool finished = done.load();
       BatchPolicy p;
