@@ -293,7 +293,7 @@ class TimestampText {
 // The parts of an NDJSON record that are the same for every reading of a series: everything up
 // to the timestamp (`{"device":...,"sensor":"...","ts":"`), from the timestamp to the value
 // (`","value":`), and after the value (unit and source). Rendered once per series, one after
-// the other into one string (`SeriesTexts::text`); these are their offset and lengths there.
+// the other into one string (EncodeNdjson's `text`); these are their offset and lengths there.
 struct SeriesText {
   size_t at = 0;
   uint32_t head = 0, mid = 0, tail = 0;
