@@ -76,6 +76,8 @@ void Pending::Absorb(Pending&& later) {
   quarantine.insert(quarantine.end(), std::make_move_iterator(later.quarantine.begin()),
                     std::make_move_iterator(later.quarantine.end()));
   gaps.insert(gaps.end(), later.gaps.begin(), later.gaps.end());
+  for (auto& [ticket, gs] : later.journaled_gaps)
+    for (const GapRecord& g : gs) AddJournaledGap(ticket, g);
   for (auto& [k, v] : later.state) state[k] = std::move(v);  // newer values win
   for (auto& [table, cs] : later.cells) {
     auto& mine = cells[table];
@@ -165,11 +167,16 @@ Pending Pending::TakeFront(size_t max, uint64_t* front_ticket) {
     front.readings += k;
     readings -= k;
   }
+  // Gaps of journaled appends go with the part that records their append as in (see
+  // journaled_gaps); those of appends above T wait for a later part.
+  while (!journaled_gaps.empty() && journaled_gaps.begin()->first <= t)
+    front.journaled_gaps.insert(journaled_gaps.extract(journaled_gaps.begin()));
   *front_ticket = t;
   return front;
 }
 
-void Pending::AddGap(const GapRecord& g) {
+namespace {
+void MergeGap(std::vector<GapRecord>& gaps, const GapRecord& g) {
   for (GapRecord& q : gaps) {
     if (q.source == g.source && q.sensor == g.sensor && q.reason == g.reason) {
       q.from_us = std::min(q.from_us, g.from_us);
@@ -180,6 +187,10 @@ void Pending::AddGap(const GapRecord& g) {
   }
   gaps.push_back(g);
 }
+}  // namespace
+
+void Pending::AddGap(const GapRecord& g) { MergeGap(gaps, g); }
+void Pending::AddJournaledGap(uint64_t ticket, const GapRecord& g) { MergeGap(journaled_gaps[ticket], g); }
 
 // ---- Impl: queue ----
 
@@ -204,19 +215,36 @@ void Store::Impl::DropOldestInMemory(size_t n) {
     const int64_t hour = it->first;
     ChunkData& data = it->second;
     const size_t k = std::min(n, data.size());
-    ChunkData gone = data.Slice(0, k);
-    for (const SeriesColumns& s : gone.series()) {
-      auto [lo, hi] = std::minmax_element(s.ts.begin(), s.ts.end());
-      pending.AddGap(GapRecord{s.source, s.sensor, *lo, *hi, s.size(), "memory_full"});
-    }
+    auto add_gaps = [&](size_t begin, size_t end, uint64_t journaled_ticket) {
+      ChunkData gone = data.Slice(begin, end);
+      for (const SeriesColumns& s : gone.series()) {
+        auto [lo, hi] = std::minmax_element(s.ts.begin(), s.ts.end());
+        const GapRecord g{s.source, s.sensor, *lo, *hi, s.size(), "memory_full"};
+        if (journaled_ticket) pending.AddJournaledGap(journaled_ticket, g);
+        else pending.AddGap(g);
+      }
+    };
+    // The dropped readings' appends. Those a journal file holds (JournalHolds) get their gaps
+    // apart, by ticket (Pending::journaled_gaps); the others lose their unwritten record.
     auto& marks = pending.marks[hour];
     size_t start = 0;
+    size_t plain_from = 0;  // start of the run of dropped readings of appends no file holds
     std::vector<std::pair<size_t, uint64_t>> kept;
     for (const auto& [end, ticket] : marks) {
-      if (start < k) dropped_tickets.insert(ticket);
+      if (start < k) {
+        dropped_tickets.insert(ticket);
+        if (JournalHolds(ticket)) {
+          if (plain_from < start) add_gaps(plain_from, start, 0);
+          add_gaps(start, std::min(end, k), ticket);
+          plain_from = std::min(end, k);
+        } else {
+          JournalCut(ticket);
+        }
+      }
       if (end > k) kept.emplace_back(end - k, ticket);
       start = end;
     }
+    if (plain_from < k) add_gaps(plain_from, k, 0);
     if (k == data.size()) {
       pending.hours.erase(it);
       pending.marks.erase(hour);
@@ -273,6 +301,7 @@ Result<uint64_t> Store::Impl::Enqueue(Pending&& add, std::span<const Reading> re
     EncodeJournalRecord(&journal.buf, journal.generation, ticket, readings, add.quarantine, add.gaps, add.state,
                         cell ? std::span<const StateCell>(cell, 1) : std::span<const StateCell>());
     journal.buf_ticket = ticket;
+    journal.buf_records.push_back({ticket, journal.buf.size(), false});
   }
   if (!readings.empty()) pending.AddReadings(readings, ticket, &spare_chunks);
   for (QuarantineRecord& q : add.quarantine) pending.quarantine.push_back(std::move(q));

@@ -422,15 +422,21 @@ Status Store::Impl::WriteTransaction(Pending& work, std::vector<std::pair<int64_
       }
     }
   }
-  if (s.ok() && !work.gaps.empty()) {
+  if (s.ok() && (!work.gaps.empty() || !work.journaled_gaps.empty())) {
     Stmt ins(db, "INSERT INTO gaps(source, sensor, from_us, to_us, count, reason, batch_id) VALUES(?, ?, ?, ?, ?, ?, NULL)");
-    for (const GapRecord& g : work.gaps) {
-      if (!s.ok()) break;
-      ins.Reset();
-      ins.Bind(1, g.source).Bind(2, g.sensor).Bind(3, g.from_us).Bind(4, g.to_us)
-          .Bind(5, static_cast<int64_t>(g.count)).Bind(6, g.reason);
-      s = SqliteStatus(ins.Step(), db, "insert gap");
-    }
+    auto insert = [&](const std::vector<GapRecord>& gaps) {
+      for (const GapRecord& g : gaps) {
+        if (!s.ok()) break;
+        ins.Reset();
+        ins.Bind(1, g.source).Bind(2, g.sensor).Bind(3, g.from_us).Bind(4, g.to_us)
+            .Bind(5, static_cast<int64_t>(g.count)).Bind(6, g.reason);
+        s = SqliteStatus(ins.Step(), db, "insert gap");
+      }
+    };
+    insert(work.gaps);
+    // Every ticket here is <= work.journal_ticket (TakeFront), so the meta row written below
+    // keeps a replay from bringing these readings back.
+    for (const auto& [ticket, gaps] : work.journaled_gaps) insert(gaps);
   }
   if (s.ok() && !work.state.empty()) {
     // Cached: an MQTT source at QoS 1 commits one key (its packet-id record) with every message.
@@ -531,7 +537,7 @@ Status Store::Impl::CommitWork(Pending& work, bool* uncertain) {
     bytes += static_cast<int64_t>(blobs.back().second.size()) + 64;
   }
   for (const QuarantineRecord& q : work.quarantine) bytes += static_cast<int64_t>(QuarantineBytes(q, opt.quarantine_raw_limit));
-  bytes += static_cast<int64_t>(work.gaps.size() * 96 + work.state.size() * 96);
+  bytes += static_cast<int64_t>((work.gaps.size() + work.journaled_gaps.size()) * 96 + work.state.size() * 96);
   for (const auto& [table, cells] : work.cells) {  // a new row per block at most
     std::vector<uint32_t> blocks;
     blocks.reserve(cells.size());

@@ -81,6 +81,11 @@ struct Pending {
   size_t readings = 0;
   std::vector<QuarantineRecord> quarantine;
   std::vector<GapRecord> gaps;
+  // Gaps of readings dropped from memory (drop_oldest) whose append is in a journal file, by that
+  // append's ticket. Such a gap is committed only with a part that also records "appends up to
+  // its ticket are in" (TakeFront): a replay after a crash between two parts then brings back
+  // the readings without the gap, or skips them and finds the gap, never both.
+  std::map<uint64_t, std::vector<GapRecord>> journaled_gaps;
   std::map<std::string, std::string> state;     // source state, latest value per key
   // State cells (StateCell) per table, in append order: the last one of an index wins.
   std::map<std::string, std::vector<std::pair<uint32_t, uint64_t>>> cells;
@@ -95,12 +100,13 @@ struct Pending {
   uint64_t journal_items_ticket = 0;
 
   bool empty() const {
-    return readings == 0 && quarantine.empty() && gaps.empty() && state.empty() && cells.empty() && counter_deltas.empty();
+    return readings == 0 && quarantine.empty() && gaps.empty() && journaled_gaps.empty() && state.empty() &&
+           cells.empty() && counter_deltas.empty();
   }
   void AddCell(const StateCell& c) { cells[c.table].emplace_back(c.index, c.value); }
   // The newest value queued here for a cell, 0 when none.
   uint64_t FindCell(const std::string& table, uint32_t index) const;
-  size_t items() const { return readings + quarantine.size() + gaps.size(); }
+  size_t items() const { return readings + quarantine.size() + gaps.size() + journaled_gaps.size(); }
   // Appends `later` after everything here (used to put failed work back in front).
   void Absorb(Pending&& later);
   // An hour not queued yet starts from one of `spares` when there is one (emptied chunks of an
@@ -113,6 +119,8 @@ struct Pending {
   Pending TakeFront(size_t max, uint64_t* front_ticket);
   // Adds a gap, merging it into a queued one of the same source, sensor and reason.
   void AddGap(const GapRecord& g);
+  // The same, for readings of journaled append `ticket` (journaled_gaps).
+  void AddJournaledGap(uint64_t ticket, const GapRecord& g);
 };
 
 enum class WriterState { kOk, kFull, kIoError };
@@ -222,7 +230,18 @@ struct Store::Impl {
     uint64_t max_ticket[2] = {0, 0};  // largest ticket written to each file (0: empty)
     std::string buf;               // encoded appends not written yet
     uint64_t buf_ticket = 0;       // largest ticket in `buf`
-    uint64_t written_ticket = 0;   // every append from first_ticket to this is in a file
+    uint64_t written_ticket = 0;   // every append from first_ticket to this is in a file, but `cut` ones
+    // The records in `buf`, in ticket order. A record whose append lost readings to drop_oldest
+    // before it was written is cut out (dead) before the next write: while commits fail, `buf`
+    // holds no more than the memory queue does, and no file holds readings a gap says are lost.
+    struct BufRecord {
+      uint64_t ticket;
+      size_t end;  // offset in `buf` after it
+      bool dead;
+    };
+    std::vector<BufRecord> buf_records;
+    size_t buf_dead_bytes = 0;
+    std::set<uint64_t> cut;  // appends cut from `buf` unwritten, until committed
   } journal;
 
   // Written by the writer (and AckBatch), read anywhere.
@@ -314,6 +333,13 @@ struct Store::Impl {
   bool JournalCovers(uint64_t ticket);  // under mu: true once `ticket` is in a file (writes `buf`)
   void JournalCommitted(uint64_t ticket);  // under mu, after a commit of every ticket <= `ticket`
   void JournalClose();             // after the writer stopped
+  // Under mu: whether the record of append `ticket` is (or may be, after a failed write) in a
+  // journal file, so that a replay would bring its readings back.
+  bool JournalHolds(uint64_t ticket) const;
+  // Under mu, for an append that lost readings to drop_oldest: takes its record out of `buf`
+  // when it is not written yet (nothing replays it; its waiter is told it was dropped).
+  void JournalCut(uint64_t ticket);
+  void JournalCompact();           // under mu: removes the dead records from `buf`
   void DropOldestInMemory(size_t n);  // under mu
   std::string BatchName(uint64_t id) const;
   Status CheckWritable() const;   // under db_mu: OK unless IO_ERROR

@@ -136,7 +136,9 @@ bool Store::Impl::JournalCovers(uint64_t ticket) {
   // Nor while the memory queue is half full (commits slower than appends): what it answers for
   // must never be what drop_oldest drops from memory when the queue is full.
   if (pending.items() > opt.max_memory_readings / 2) return false;
+  if (j.cut.count(ticket)) return false;  // dropped: WaitDurable says so
   if (j.written_ticket >= ticket) return true;
+  if (j.buf_dead_bytes > 0) JournalCompact();
   if (j.buf_ticket < ticket || j.buf.empty()) return false;
   const int fd = j.fd[j.active];
   const char* p = j.buf.data();
@@ -157,11 +159,17 @@ bool Store::Impl::JournalCovers(uint64_t ticket) {
     EP_LOG_ERROR(kLog, "acknowledgement journal %s: %s failed (%s); waiters commit the database from now on",
                  j.path[j.active].c_str(), left ? "write" : "fdatasync", strerror(left ? write_errno : errno));
     j.failed = true;
+    // The whole records that reached the file may be replayed: drop_oldest treats them as held.
+    const size_t reached = j.buf.size() - left;
+    for (const Journal::BufRecord& r : j.buf_records)
+      if (r.end <= reached) j.written_ticket = r.ticket;
+    if (reached > 0) j.max_ticket[j.active] = j.buf_ticket;
     return false;
   }
   j.max_ticket[j.active] = j.buf_ticket;
   j.written_ticket = j.buf_ticket;
   j.buf.clear();
+  j.buf_records.clear();
   ++journal_writes;
   return true;
 }
@@ -169,7 +177,12 @@ bool Store::Impl::JournalCovers(uint64_t ticket) {
 void Store::Impl::JournalCommitted(uint64_t ticket) {
   Journal& j = journal;
   if (!j.on) return;
-  if (j.buf_ticket <= ticket) j.buf.clear();
+  if (j.buf_ticket <= ticket) {
+    j.buf.clear();
+    j.buf_records.clear();
+    j.buf_dead_bytes = 0;
+  }
+  j.cut.erase(j.cut.begin(), j.cut.upper_bound(ticket));
   for (int i = 0; i < 2; ++i) {
     if (j.max_ticket[i] == 0 || j.max_ticket[i] > ticket) continue;
     // Every record in it is committed (the meta row says so in the same transaction).
@@ -180,6 +193,44 @@ void Store::Impl::JournalCommitted(uint64_t ticket) {
     }
     j.max_ticket[i] = 0;
   }
+}
+
+bool Store::Impl::JournalHolds(uint64_t ticket) const {
+  const Journal& j = journal;
+  return j.on && ticket >= j.first_ticket && ticket <= j.written_ticket && !j.cut.count(ticket);
+}
+
+void Store::Impl::JournalCut(uint64_t ticket) {
+  Journal& j = journal;
+  if (!j.on || j.failed || ticket <= j.written_ticket || ticket < j.first_ticket) return;
+  auto it = std::lower_bound(j.buf_records.begin(), j.buf_records.end(), ticket,
+                             [](const Journal::BufRecord& r, uint64_t t) { return r.ticket < t; });
+  if (it == j.buf_records.end() || it->ticket != ticket || it->dead) return;
+  const size_t begin = it == j.buf_records.begin() ? 0 : std::prev(it)->end;
+  it->dead = true;
+  j.buf_dead_bytes += it->end - begin;
+  j.cut.insert(ticket);
+  // Compacted once half of it is dead: each byte is moved a bounded number of times.
+  if (j.buf_dead_bytes * 2 > j.buf.size()) JournalCompact();
+}
+
+void Store::Impl::JournalCompact() {
+  Journal& j = journal;
+  size_t out = 0, begin = 0;
+  std::vector<Journal::BufRecord> live;
+  live.reserve(j.buf_records.size());
+  for (const Journal::BufRecord& r : j.buf_records) {
+    const size_t len = r.end - begin;
+    if (!r.dead) {
+      if (out != begin) memmove(j.buf.data() + out, j.buf.data() + begin, len);
+      out += len;
+      live.push_back({r.ticket, out, false});
+    }
+    begin = r.end;
+  }
+  j.buf.resize(out);
+  j.buf_records = std::move(live);
+  j.buf_dead_bytes = 0;
 }
 
 void Store::Impl::JournalClose() {

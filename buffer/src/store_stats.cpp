@@ -67,6 +67,7 @@ Stats Store::GetStats() {
   {
     std::lock_guard<std::mutex> lock(impl_->mu);
     st.memory_readings = impl_->pending.readings;
+    st.journal_buffer_bytes = impl_->journal.buf.size();
     st.last_error = impl_->last_error.ok() ? "" : impl_->last_error.ToString();
   }
   {

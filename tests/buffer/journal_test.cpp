@@ -15,6 +15,7 @@
 #include "ack_journal.h"
 #include "store_impl.h"
 #include "edgepipe/buffer/store.h"
+#include "edgepipe/core/log.h"
 #include "test_util.h"
 
 #include <CppUTest/TestHarness.h>
@@ -381,4 +382,185 @@ TEST(AckJournal, AQueueOutOfTicketOrderWithinAnHourIsTakenWhole) {
   LONGS_EQUAL(5, t);
   LONGS_EQUAL(300, front.readings);
   LONGS_EQUAL(0, p.readings);
+}
+
+// ---- drop_oldest and the journal (store.cpp DropOldestInMemory, store_journal.cpp JournalCut) ----
+
+TEST(AckJournal, GapsOfJournaledAppendsGoWithThePartThatCoversTheirTicket) {
+  Pending p;
+  AddAppend(p, 1, 10, 20'000);
+  AddAppend(p, 2, 10, 20'000);
+  AddAppend(p, 3, 10, 20'000);
+  // Readings of appends 1 and 3, journaled, were dropped from memory (drop_oldest).
+  p.AddJournaledGap(3, GapRecord{"mq", "s1", kT0, kT0 + 5, 6, "memory_full"});
+  p.AddJournaledGap(3, GapRecord{"mq", "s1", kT0 - 4, kT0 + 1, 2, "memory_full"});  // merged
+  p.AddJournaledGap(1, GapRecord{"mq", "s2", kT0, kT0, 1, "memory_full"});
+  p.AddGap(GapRecord{"sy", "s9", kT0, kT0, 1, "memory_full"});  // an append no journal holds
+  LONGS_EQUAL(60'000 + 1 + 2, p.items());
+  uint64_t t = 0;
+  Pending front = p.TakeFront(45'000, &t);
+  LONGS_EQUAL(2, t);
+  // The front records "appends up to 2 are in": the gap of 1 goes with it, that of 3 does not
+  // (a replay after a crash before the second part brings append 3 back, readings whole).
+  LONGS_EQUAL(1, front.journaled_gaps.size());
+  LONGS_EQUAL(1, front.journaled_gaps.count(1));
+  LONGS_EQUAL(1, front.gaps.size());  // the plain gap goes with the first part, as every non-reading item
+  LONGS_EQUAL(1, p.journaled_gaps.size());
+  const std::vector<GapRecord>& g3 = p.journaled_gaps.at(3);
+  LONGS_EQUAL(1, g3.size());
+  LONGS_EQUAL(8, g3[0].count);
+  CHECK_EQUAL(kT0 - 4, g3[0].from_us);
+  CHECK_EQUAL(kT0 + 5, g3[0].to_us);
+  CHECK_FALSE(p.empty());
+  // Put back in front (a failed commit): the tickets stay with their gaps.
+  front.Absorb(std::move(p));
+  LONGS_EQUAL(2, front.journaled_gaps.size());
+  Pending rest = front.TakeFront(1'000'000, &t);
+  LONGS_EQUAL(3, t);
+  LONGS_EQUAL(2, rest.journaled_gaps.size());
+  CHECK_TRUE(front.empty());
+  // Every reading of an append dropped: its gap alone keeps the queue from being empty.
+  Pending only;
+  only.AddJournaledGap(7, GapRecord{"mq", "s1", kT0, kT0, 1, "memory_full"});
+  CHECK_FALSE(only.empty());
+  LONGS_EQUAL(1, only.items());
+}
+
+namespace {
+// `n` readings in hour `hour` after kT0's, seq from `first`.
+std::vector<Reading> InHour(int hour, uint64_t first, int n) {
+  std::vector<Reading> rs(n);
+  for (int i = 0; i < n; ++i) {
+    rs[i].sensor = "h" + std::to_string(hour);
+    rs[i].ts_us = kT0 / kHourUs * kHourUs + hour * kHourUs + i;
+    rs[i].value = i;
+    rs[i].unit = "Cel";
+    rs[i].source = "mq";
+    rs[i].seq = first + static_cast<uint64_t>(i);
+  }
+  return rs;
+}
+struct Contents {
+  int64_t readings = 0, gap_readings = 0;
+};
+Contents Inspect(const std::string& path) {
+  Contents c;
+  {
+    Options o = Opts(path);
+    o.ack_journal = false;
+    Result<std::unique_ptr<Store>> s = Store::Open(o);
+    CHECK_TRUE(s.ok());
+    c.readings = static_cast<int64_t>(CountReadings(**s));
+  }
+  sqlite3* db = nullptr;
+  CHECK_EQUAL(SQLITE_OK, sqlite3_open_v2(path.c_str(), &db, SQLITE_OPEN_READONLY, nullptr));
+  sqlite3_stmt* q = nullptr;
+  CHECK_EQUAL(SQLITE_OK, sqlite3_prepare_v2(db, "SELECT coalesce(sum(count), 0) FROM gaps", -1, &q, nullptr));
+  CHECK_EQUAL(SQLITE_ROW, sqlite3_step(q));
+  c.gap_readings = sqlite3_column_int64(q, 0);
+  sqlite3_finalize(q);
+  sqlite3_close(db);
+  return c;
+}
+// Queue for the drop tests: 2,000 readings in memory at most; the journal answers below 1,000.
+Options DropOpts(const std::string& path) {
+  Options o = Opts(path);
+  o.max_memory_readings = 2'000;
+  return o;
+}
+// Starts the journal (the first wait commits), queues 600 readings of hour 10 unwaited (their
+// record is in memory), then 10 appends of 10 readings of hour 9, each waited for: the journal
+// answers them, writing all 11 records. Then 1,400 readings of hour 11 in 14 unwaited appends:
+// 100 over the limit, so the oldest hour's 100 readings, the journaled ones, are dropped.
+void QueueAndDropJournaled(Store& st) {
+  CHECK_TRUE(st.WaitDurable(*st.Append(InHour(10, 1, 1))).ok());
+  CHECK_TRUE(st.Append(InHour(10, 100, 600)).ok());
+  for (int i = 0; i < 10; ++i) CHECK_TRUE(st.WaitDurable(*st.Append(InHour(9, 1'000 + i * 10, 10))).ok());
+  Stats before = st.GetStats();
+  LONGS_EQUAL(1, before.commits);
+  LONGS_EQUAL(10, before.journal_writes);
+  LONGS_EQUAL(0, before.journal_buffer_bytes);  // everything written
+  for (int i = 0; i < 14; ++i) CHECK_TRUE(st.Append(InHour(11, 10'000 + i * 100, 100)).ok());
+  LONGS_EQUAL(2'000, st.GetStats().memory_readings);
+}
+}  // namespace
+
+TEST(AckJournal, JournaledReadingsDroppedFromMemoryAreAGapOnceCommittedAndNotReplayed) {
+  {
+    Result<std::unique_ptr<Store>> s = Store::Open(DropOpts(path()));
+    CHECK_TRUE(s.ok());
+    QueueAndDropJournaled(**s);
+    CHECK_TRUE((*s)->Flush().ok());
+  }
+  // The commit holds the gap and records the dropped appends as in: the journal files (emptied
+  // at close) would not bring them back either.
+  const Contents c = Inspect(path());
+  LONGS_EQUAL(1 + 600 + 1'400, c.readings);
+  LONGS_EQUAL(100, c.gap_readings);
+}
+
+TEST(AckJournal, JournaledReadingsDroppedFromMemoryComeBackOnceAfterAKillBeforeTheirGapIsCommitted) {
+  const pid_t pid = fork();
+  if (pid == 0) {
+    Result<std::unique_ptr<Store>> s = Store::Open(DropOpts(path()));
+    if (!s.ok()) _exit(2);
+    QueueAndDropJournaled(**s);
+    kill(getpid(), SIGKILL);
+    _exit(7);
+  }
+  int status = 0;
+  CHECK_EQUAL(pid, waitpid(pid, &status, 0));
+  CHECK_TRUE_TEXT(WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL,
+                  ("child exited with " + std::to_string(WIFEXITED(status) ? WEXITSTATUS(status) : -1)).c_str());
+  {
+    Result<std::unique_ptr<Store>> s = Store::Open(DropOpts(path()));
+    CHECK_TRUE(s.ok());
+    LONGS_EQUAL(11, (*s)->GetStats().journal_replayed);  // the written records; hour 11's were not
+  }
+  // Acknowledged, dropped from memory, the gap never committed: the journal brings them back
+  // once, and no gap says they are lost.
+  const Contents c = Inspect(path());
+  LONGS_EQUAL(1 + 600 + 100, c.readings);
+  LONGS_EQUAL(0, c.gap_readings);
+}
+
+TEST(AckJournal, RecordsOfAppendsDroppedBeforeTheirWriteLeaveItsMemory) {
+  // Commits not keeping up (none here: the interval is a minute) and drop_oldest dropping: the
+  // records of dropped appends that no wait wrote yet are cut from memory, so the journal's
+  // buffer stays within what the queue holds instead of growing with every append.
+  Options o = DropOpts(path());
+  o.max_memory_readings = 1'000;
+  uint64_t queued = 0;
+  {
+  Result<std::unique_ptr<Store>> s = Store::Open(o);
+  CHECK_TRUE(s.ok());
+  Store& st = **s;
+  CHECK_TRUE(st.WaitDurable(*st.Append(InHour(10, 1, 1))).ok());  // starts the journal
+  CHECK_TRUE(st.Append(InHour(10, 100, 300)).ok());
+  const uint64_t per_300 = st.GetStats().journal_buffer_bytes;
+  CHECK(per_300 > 300 * 8);
+  uint64_t most = 0, last = 0;
+  for (int i = 1; i < 30; ++i) {
+    Result<uint64_t> t = st.Append(InHour(10, 100 + static_cast<uint64_t>(i) * 300, 300));
+    CHECK_TRUE(t.ok());
+    last = *t;
+    most = std::max(most, st.GetStats().journal_buffer_bytes);
+  }
+  // Room for 1,000 items, the queued gap records among them.
+  queued = st.GetStats().memory_readings;
+  CHECK(queued <= 1'000 && queued > 990);
+  // At most the live records of 1,000 readings and as many dead bytes (then it is compacted);
+  // without the cut it held all 30 appends' (9,000 readings).
+  CHECK_TEXT(most <= per_300 * 7, StrFormat("journal buffer peaked at %llu bytes; 300 readings take %llu",
+                                             static_cast<unsigned long long>(most),
+                                             static_cast<unsigned long long>(per_300)).c_str());
+  // The last append's wait: the queue is over half full, so it commits (the journal does not
+  // answer for what drop_oldest may drop), and the count adds up.
+  CHECK_TRUE(st.WaitDurable(last).ok());
+  CHECK_TRUE(st.Flush().ok());
+  LONGS_EQUAL(0, st.GetStats().journal_buffer_bytes);
+  }
+  const Contents c = Inspect(path());
+  LONGS_EQUAL(1 + 9'000, c.readings + c.gap_readings);
+  LONGS_EQUAL(1 + queued, c.readings);
 }

@@ -89,6 +89,7 @@ struct Stats {
   uint64_t commits_by_waiters = 0;   // of these, made on the thread of a WaitDurable caller
   uint64_t journal_writes = 0;       // waits answered by the acknowledgement journal instead
   uint64_t journal_replayed = 0;     // appends replayed from it when this store was opened
+  uint64_t journal_buffer_bytes = 0; // appends encoded for it, not written yet (memory)
   uint64_t commit_errors = 0;
   uint64_t merges = 0;               // merge transactions
   uint64_t evictions = 0;            // eviction transactions
