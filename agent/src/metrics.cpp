@@ -127,6 +127,10 @@ void RenderBuffer(Writer& w, const AgentSnapshot& s) {
            "Appends replayed from the acknowledgement journal when the buffer was opened (acknowledged before "
            "the last stop, not yet committed then).");
   w.Int(b.journal_replayed);
+  w.Family("edgepipe_buffer_journal_buffer_bytes", "gauge",
+           "Appends encoded for the acknowledgement journal and not written to it yet (memory); bounded by the "
+           "memory queue.");
+  w.Int(b.journal_buffer_bytes);
   w.Family("edgepipe_buffer_writer_healthy", "gauge",
            "1 unless the buffer writer is stuck in one database operation (a commit, merge or reopen) longer "
            "than agent.writer_stall_timeout, or its thread has exited.");
