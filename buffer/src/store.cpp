@@ -326,8 +326,9 @@ Status Store::Impl::CommitQueue(std::unique_lock<std::mutex>& lock) {
   kick = false;
   // One transaction holds a bounded number of readings: after a long failure the queue may
   // hold hundreds of thousands, and on a full file system the WAL cannot grow to take them.
-  const size_t txn_cap = disk_full.load() ? kFullDiskTransactionReadings
-                                      : std::max<size_t>(opt.commit_max_readings, kMaxTransactionReadings);
+  const size_t txn_cap = opt.max_transaction_readings ? opt.max_transaction_readings
+                         : disk_full.load()            ? kFullDiskTransactionReadings
+                                                       : std::max<size_t>(opt.commit_max_readings, kMaxTransactionReadings);
   if (work.readings > txn_cap) {
     Pending front = work.TakeFront(txn_cap, &ticket);  // appends up to `ticket`, whole
     work.Absorb(std::move(pending));

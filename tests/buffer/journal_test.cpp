@@ -16,12 +16,17 @@
 #include "store_impl.h"
 #include "edgepipe/buffer/store.h"
 #include "edgepipe/core/log.h"
+#include "fault_vfs.h"
 #include "test_util.h"
 
 #include <CppUTest/TestHarness.h>
 
 using namespace edgepipe;
 using namespace edgepipe::buffer;
+using edgepipe::testing::FaultFile;
+using edgepipe::testing::FaultSpec;
+using edgepipe::testing::FaultVfs;
+using edgepipe::testing::kFaultSync;
 using edgepipe::testing::TempDir;
 
 namespace {
@@ -563,4 +568,54 @@ TEST(AckJournal, RecordsOfAppendsDroppedBeforeTheirWriteLeaveItsMemory) {
   const Contents c = Inspect(path());
   LONGS_EQUAL(1 + 9'000, c.readings + c.gap_readings);
   LONGS_EQUAL(1 + queued, c.readings);
+}
+
+TEST(AckJournal, AKillBetweenTwoPartsOfACommitLeavesEachDroppedReadingOnce) {
+  // A queue longer than one transaction (here 1,000 readings) is committed in parts; journaled
+  // readings dropped from it have their gap wait for the part that covers their append. The
+  // kill lands right after the first part's WAL sync (sync = full), before the second part.
+  const pid_t pid = fork();
+  if (pid == 0) {
+    FaultVfs& vfs = FaultVfs::Get();
+    Options o = DropOpts(path());
+    o.vfs_name = FaultVfs::kName;
+    o.sync = SyncMode::kFull;
+    o.max_memory_readings = 4'000;
+    o.max_transaction_readings = 1'000;
+    Result<std::unique_ptr<Store>> s = Store::Open(o);
+    if (!s.ok()) _exit(2);
+    Store& st = **s;
+    if (!st.WaitDurable(*st.Append(InHour(10, 1, 1))).ok()) _exit(3);  // starts the journal
+    if (!st.Append(InHour(10, 100, 1'000)).ok() || !st.Append(InHour(11, 5'000, 900)).ok()) _exit(4);
+    for (int i = 0; i < 10; ++i)  // journaled: the oldest hour, the highest tickets so far
+      if (!st.WaitDurable(*st.Append(InHour(9, 1'000 + i * 10, 10))).ok()) _exit(5);
+    const Stats before = st.GetStats();
+    if (before.commits != 1 || before.journal_writes != 10) _exit(6);
+    // 100 over the limit: hour 9's readings are dropped; their appends are in the journal file.
+    if (!st.Append(InHour(12, 20'000, 2'100)).ok()) _exit(7);
+    if (st.GetStats().memory_readings != 4'000) _exit(8);
+    FaultSpec spec;
+    spec.ops = kFaultSync;
+    spec.file = FaultFile::kWal;
+    spec.kill_after = true;
+    vfs.Arm(spec);
+    (void)st.Flush();  // part one: the append of hour 10 (1,000 readings), then SIGKILL
+    _exit(9);
+  }
+  int status = 0;
+  CHECK_EQUAL(pid, waitpid(pid, &status, 0));
+  CHECK_TRUE_TEXT(WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL,
+                  ("child exited with " + std::to_string(WIFEXITED(status) ? WEXITSTATUS(status) : -1)).c_str());
+  {
+    Result<std::unique_ptr<Store>> s = Store::Open(DropOpts(path()));
+    CHECK_TRUE(s.ok());
+    // The first part is in (its append not replayed); hour 11's and the ten journaled appends of
+    // hour 9 are replayed; hour 12's record was never written (nobody waited for it).
+    LONGS_EQUAL(11, (*s)->GetStats().journal_replayed);
+  }
+  // Hour 9's readings are back, once, and no gap says they were lost (before the gap waited for
+  // its part, the first part held it: 100 readings both stored and in a gap).
+  const Contents c = Inspect(path());
+  LONGS_EQUAL(1 + 1'000 + 900 + 100, c.readings);
+  LONGS_EQUAL(0, c.gap_readings);
 }

@@ -1,5 +1,6 @@
 #include "fault_vfs.h"
 
+#include <csignal>
 #include <cstring>
 #include <mutex>
 
@@ -7,6 +8,8 @@ namespace edgepipe::testing {
 namespace {
 
 std::mutex g_mu;
+// Check()'s answer for a FaultSpec::kill_after call: do it, then SIGKILL.
+constexpr int kKillAfterMarker = 0x20000000;
 sqlite3_vfs g_vfs;
 sqlite3_vfs* g_real = nullptr;
 
@@ -48,6 +51,10 @@ int xWrite(sqlite3_file* f, const void* buf, int amt, sqlite3_int64 off) {
   v.CountCall(kFaultWrite);
   v.NoteWrite(H(f)->epoch);
   if (int rc = v.Check(kFaultWrite, H(f)->kind, H(f)->epoch); rc != SQLITE_OK) {
+    if (rc == kKillAfterMarker) {
+      H(f)->real->pMethods->xWrite(H(f)->real, buf, amt, off);
+      raise(SIGKILL);
+    }
     if (rc & 0x10000000) {  // short write marker: half of the data reaches the file
       H(f)->real->pMethods->xWrite(H(f)->real, buf, amt / 2, off);
       rc &= ~0x10000000;
@@ -69,7 +76,13 @@ int xSync(sqlite3_file* f, int flags) {
   FaultVfs& v = FaultVfs::Get();
   v.CountCall(kFaultSync);
   v.NoteWrite(H(f)->epoch);
-  if (int rc = v.Check(kFaultSync, H(f)->kind, H(f)->epoch); rc != SQLITE_OK) return rc & ~0x10000000;
+  if (int rc = v.Check(kFaultSync, H(f)->kind, H(f)->epoch); rc != SQLITE_OK) {
+    if (rc == kKillAfterMarker) {
+      H(f)->real->pMethods->xSync(H(f)->real, flags);
+      raise(SIGKILL);
+    }
+    return rc & ~0x10000000;
+  }
   return H(f)->real->pMethods->xSync(H(f)->real, flags);
 }
 
@@ -189,6 +202,7 @@ int FaultVfs::Check(FaultOp op, FaultFile kind, uint64_t) {
   }
   if (fired_ > 0 || --remaining_ > 0) return SQLITE_OK;
   ++fired_;
+  if (spec_.kill_after) return op == kFaultWrite || op == kFaultSync ? kKillAfterMarker : SQLITE_OK;
   // Handles opened up to now are "stale" from here on: the store must not write through them.
   fired_epoch_ = epoch_.load();
   ++epoch_;

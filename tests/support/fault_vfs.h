@@ -34,6 +34,9 @@ struct FaultSpec {
   bool persistent = false;          // keep failing every matching call after the first
   int error = SQLITE_IOERR_WRITE;   // what the failing call returns
   bool short_write = false;         // writes: write the first half, then fail
+  // Instead of failing: the Nth matching call (write or sync) is done, then this process gets
+  // SIGKILL — a crash right after, say, a commit's WAL sync and before anything that follows it.
+  bool kill_after = false;
 };
 
 class FaultVfs {

@@ -43,6 +43,10 @@ struct Options {
   uint64_t quarantine_max_rows = 100'000;    // oldest quarantine rows are evicted beyond this
   uint64_t quarantine_raw_limit = 1024;      // raw payload bytes kept per quarantine row
   uint64_t max_memory_readings = 200'000;    // readings held in memory while commits fail
+  // One transaction holds at most this many readings; a longer queue (after commits failed, or
+  // a burst) is committed in parts of whole appends. 0: the larger of commit_max_readings and
+  // 50,000 (2,000 while the file system is full).
+  uint64_t max_transaction_readings = 0;
   // Small chunks (one per group commit and hour) are merged in the background into chunks of
   // up to this many readings: bigger chunks compress better (docs/benchmarks.md).
   uint64_t merge_target_readings = 10'000;
