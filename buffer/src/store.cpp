@@ -25,7 +25,6 @@ const char* WriterStateName(WriterState s) {
 namespace {
 
 constexpr const char* kLog = "buffer";
-constexpr size_t kMaxDroppedTickets = 65'536;
 // Readings per commit transaction (a queue that grew while commits failed is committed in steps).
 constexpr size_t kMaxTransactionReadings = 50'000;
 constexpr size_t kFullDiskTransactionReadings = 2'000;

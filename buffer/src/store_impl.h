@@ -73,6 +73,10 @@ inline void SetCell(std::string* row, uint32_t index, uint64_t v) {
 }
 
 // Work queued for the next group commit.
+// Appends remembered as dropped (dropped_tickets, Journal::cut) at most: the oldest are forgotten
+// beyond this, so a long outage under drop_oldest does not grow them without bound.
+inline constexpr size_t kMaxDroppedTickets = 65'536;
+
 struct Pending {
   std::map<int64_t, ChunkData> hours;  // readings by UTC hour, arrival order within the hour
   // Per hour: (end index in that hour's ChunkData, ticket) for each append that added to it,

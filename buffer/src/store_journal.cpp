@@ -210,6 +210,7 @@ void Store::Impl::JournalCut(uint64_t ticket) {
   it->dead = true;
   j.buf_dead_bytes += it->end - begin;
   j.cut.insert(ticket);
+  while (j.cut.size() > kMaxDroppedTickets) j.cut.erase(j.cut.begin());
   // Compacted once half of it is dead: each byte is moved a bounded number of times.
   if (j.buf_dead_bytes * 2 > j.buf.size()) JournalCompact();
 }
