@@ -133,7 +133,9 @@ const Section<buffer::Options>& BufferSection() {
         "Raw payload bytes kept per quarantined item."));
     sec.fields.push_back(IntField<O, uint64_t>("max_memory_readings", &O::max_memory_readings, 1000, 100'000'000,
         "Readings held in memory while commits fail (disk full, I/O error). Beyond it, `drop_oldest` drops the "
-        "oldest of them (gap records, reason `memory_full`) and `reject_new` refuses new ones."));
+        "oldest of them (gap records, reason `memory_full`) — never those of an MQTT QoS 1 message or a serial "
+        "frame, whose sources keep them until they are durable (new readings are refused instead once only those "
+        "are left) — and `reject_new` refuses new ones."));
     sec.fields.push_back(IntField<O, uint64_t>("merge_readings", &O::merge_target_readings, 100, 1'000'000,
         "Small chunks (one per commit) are merged in the background into chunks of up to this many readings: "
         "bigger chunks compress better (docs/buffer-format.md). Only chunks committed at least `batch.max_age` ago "

@@ -37,7 +37,11 @@ constexpr size_t kMaxSpareChunkBytes = 4u << 20;
 
 // ---- Pending ----
 
-void Pending::AddReadings(std::span<const Reading> rs, uint64_t ticket, std::vector<ChunkData>* spares) {
+void Pending::AddReadings(std::span<const Reading> rs, uint64_t ticket, std::vector<ChunkData>* spares, bool held_by_source) {
+  if (held_by_source && !rs.empty()) {
+    if (held.empty() || held.back() < ticket) held.push_back(ticket);
+    else held.insert(std::upper_bound(held.begin(), held.end(), ticket), ticket);
+  }
   ChunkData* cur = nullptr;
   int64_t cur_hour = 0;
   std::vector<int64_t> touched;
@@ -72,6 +76,11 @@ void Pending::Absorb(Pending&& later) {
     for (const auto& [end, ticket] : later.marks[h]) marks[h].emplace_back(end + offset, ticket);
   }
   readings += later.readings;
+  if (!later.held.empty()) {
+    const size_t mid = held.size();
+    held.insert(held.end(), later.held.begin(), later.held.end());
+    std::inplace_merge(held.begin(), held.begin() + static_cast<std::ptrdiff_t>(mid), held.end());
+  }
   quarantine.insert(quarantine.end(), std::make_move_iterator(later.quarantine.begin()),
                     std::make_move_iterator(later.quarantine.end()));
   gaps.insert(gaps.end(), later.gaps.begin(), later.gaps.end());
@@ -170,6 +179,9 @@ Pending Pending::TakeFront(size_t max, uint64_t* front_ticket) {
   // journaled_gaps); those of appends above T wait for a later part.
   while (!journaled_gaps.empty() && journaled_gaps.begin()->first <= t)
     front.journaled_gaps.insert(journaled_gaps.extract(journaled_gaps.begin()));
+  const auto held_end = std::upper_bound(held.begin(), held.end(), t);
+  front.held.assign(held.begin(), held_end);
+  held.erase(held.begin(), held_end);
   *front_ticket = t;
   return front;
 }
@@ -206,14 +218,38 @@ Status Store::Impl::CheckWritable() const {
 }
 
 // Drops the `n` oldest readings (by UTC hour, then arrival) from the commit queue, leaving gap
-// records and failing the appends they came from (WaitDurable reports it). Under mu.
-void Store::Impl::DropOldestInMemory(size_t n) {
+// records and failing the appends they came from (WaitDurable reports it), but none of an append
+// its source holds (Pending::held). Under mu. Returns how many it dropped (fewer than `n` when
+// the rest is held).
+size_t Store::Impl::DropOldestInMemory(size_t n) {
+  struct Piece {
+    size_t begin, end;  // in the hour's ChunkData, within one append
+    uint64_t ticket;
+  };
+  std::vector<Piece> pieces;
   size_t dropped = 0;
-  while (n > 0 && !pending.hours.empty()) {
-    auto it = pending.hours.begin();
+  for (auto it = pending.hours.begin(); dropped < n && it != pending.hours.end();) {
     const int64_t hour = it->first;
     ChunkData& data = it->second;
-    const size_t k = std::min(n, data.size());
+    auto& marks = pending.marks[hour];
+    // The oldest readings of appends no source holds, up to what is still to drop.
+    pieces.clear();
+    size_t start = 0, take = 0;
+    for (const auto& [end, ticket] : marks) {
+      if (dropped + take == n) break;
+      if (!pending.IsHeld(ticket)) {
+        const size_t k = std::min(end - start, n - dropped - take);
+        pieces.push_back({start, start + k, ticket});
+        take += k;
+      }
+      start = end;
+    }
+    if (take == 0) {
+      ++it;
+      continue;
+    }
+    // Their gaps. Appends a journal file holds (JournalHolds) get theirs apart, by ticket
+    // (Pending::journaled_gaps); the others lose their unwritten record (JournalCut).
     auto add_gaps = [&](size_t begin, size_t end, uint64_t journaled_ticket) {
       ChunkData gone = data.Slice(begin, end);
       for (const SeriesColumns& s : gone.series()) {
@@ -223,37 +259,56 @@ void Store::Impl::DropOldestInMemory(size_t n) {
         else pending.AddGap(g);
       }
     };
-    // The dropped readings' appends. Those a journal file holds (JournalHolds) get their gaps
-    // apart, by ticket (Pending::journaled_gaps); the others lose their unwritten record.
-    auto& marks = pending.marks[hour];
-    size_t start = 0;
-    size_t plain_from = 0;  // start of the run of dropped readings of appends no file holds
-    std::vector<std::pair<size_t, uint64_t>> kept;
-    for (const auto& [end, ticket] : marks) {
-      if (start < k) {
-        dropped_tickets.insert(ticket);
-        if (JournalHolds(ticket)) {
-          if (plain_from < start) add_gaps(plain_from, start, 0);
-          add_gaps(start, std::min(end, k), ticket);
-          plain_from = std::min(end, k);
-        } else {
-          JournalCut(ticket);
-        }
+    size_t run_begin = 0, run_end = 0;  // adjacent pieces of appends no file holds, one slice
+    bool prefix = true;                 // the pieces are readings [0, take)
+    size_t expect = 0;
+    for (const Piece& p : pieces) {
+      prefix = prefix && p.begin == expect;
+      expect = p.end;
+      dropped_tickets.insert(p.ticket);
+      if (JournalHolds(p.ticket)) {
+        if (run_end > run_begin) add_gaps(run_begin, run_end, 0);
+        run_begin = run_end = p.end;
+        add_gaps(p.begin, p.end, p.ticket);
+        continue;
       }
-      if (end > k) kept.emplace_back(end - k, ticket);
-      start = end;
+      JournalCut(p.ticket);
+      if (p.begin != run_end) {
+        if (run_end > run_begin) add_gaps(run_begin, run_end, 0);
+        run_begin = p.begin;
+      }
+      run_end = p.end;
     }
-    if (plain_from < k) add_gaps(plain_from, k, 0);
-    if (k == data.size()) {
-      pending.hours.erase(it);
-      pending.marks.erase(hour);
+    if (run_end > run_begin) add_gaps(run_begin, run_end, 0);
+    std::vector<std::pair<size_t, uint64_t>> kept;
+    if (prefix) {
+      for (const auto& [end, ticket] : marks)
+        if (end > take) kept.emplace_back(end - take, ticket);
+      if (take < data.size()) data = data.Slice(take, data.size());
     } else {
-      data = data.Slice(k, data.size());
-      marks = std::move(kept);
+      // A held append before some of them: the hour is rebuilt from what stays, in order.
+      ChunkData rest;
+      size_t from = 0, piece = 0;
+      for (const auto& [end, ticket] : marks) {
+        size_t keep_from = from;
+        if (piece < pieces.size() && pieces[piece].begin == from) keep_from = pieces[piece++].end;
+        if (keep_from < end) {
+          rest.AppendChunk(data.Slice(keep_from, end));
+          kept.emplace_back(rest.size(), ticket);
+        }
+        from = end;
+      }
+      data = std::move(rest);
     }
-    pending.readings -= k;
-    n -= k;
-    dropped += k;
+    pending.readings -= take;
+    dropped += take;
+    if (kept.empty()) {
+      pending.marks.erase(hour);
+      it = pending.hours.erase(it);
+    } else {
+      marks = std::move(kept);
+      ++it;
+    }
   }
   while (dropped_tickets.size() > kMaxDroppedTickets) dropped_tickets.erase(dropped_tickets.begin());
   if (dropped > 0) {
@@ -262,6 +317,20 @@ void Store::Impl::DropOldestInMemory(size_t n) {
                 "dropped the %zu oldest, recorded as gaps", static_cast<unsigned long long>(opt.max_memory_readings),
                 last_error.ok() ? "slow commits" : last_error.ToString().c_str(), dropped);
   }
+  return dropped;
+}
+
+size_t Pending::Droppable() const {
+  if (held.empty()) return readings;
+  size_t n = 0;
+  for (const auto& [hour, m] : marks) {
+    size_t start = 0;
+    for (const auto& [end, ticket] : m) {
+      if (!IsHeld(ticket)) n += end - start;
+      start = end;
+    }
+  }
+  return n;
 }
 
 uint64_t Pending::FindCell(const std::string& table, uint32_t index) const {
@@ -291,7 +360,12 @@ Result<uint64_t> Store::Impl::Enqueue(Pending&& add, std::span<const Reading> re
       return reject(StrFormat("buffer has %zu uncommitted items in memory (buffer.max_memory_readings %llu): %s",
                               pending.items(), static_cast<unsigned long long>(opt.max_memory_readings),
                               last_error.ok() ? "commits are slow" : last_error.ToString().c_str()));
-    DropOldestInMemory(pending.items() + n - opt.max_memory_readings);
+    const size_t need = pending.items() + n - opt.max_memory_readings;
+    if (pending.Droppable() < need || DropOldestInMemory(need) < need)
+      return reject(StrFormat("buffer has %zu uncommitted items in memory (buffer.max_memory_readings %llu), "
+                              "the rest held for sources that wait for them (MQTT QoS 1, serial): %s",
+                              pending.items(), static_cast<unsigned long long>(opt.max_memory_readings),
+                              last_error.ok() ? "commits are slow" : last_error.ToString().c_str()));
   }
   const bool was_empty = pending.empty();
   if (was_empty) pending_since_mono = clock->MonotonicNowUs();
@@ -302,7 +376,8 @@ Result<uint64_t> Store::Impl::Enqueue(Pending&& add, std::span<const Reading> re
     journal.buf_ticket = ticket;
     journal.buf_records.push_back({ticket, journal.buf.size(), false});
   }
-  if (!readings.empty()) pending.AddReadings(readings, ticket, &spare_chunks);
+  // A source that records its progress (state, a cell) holds its data until it is durable.
+  if (!readings.empty()) pending.AddReadings(readings, ticket, &spare_chunks, cell || !add.state.empty());
   for (QuarantineRecord& q : add.quarantine) pending.quarantine.push_back(std::move(q));
   for (GapRecord& g : add.gaps) pending.gaps.push_back(std::move(g));
   for (auto& [k, v] : add.state) pending.state[k] = std::move(v);

@@ -25,6 +25,7 @@
 
 #include <sqlite3.h>
 
+#include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <condition_variable>
@@ -82,6 +83,11 @@ struct Pending {
   // Per hour: (end index in that hour's ChunkData, ticket) for each append that added to it,
   // so dropping readings from memory knows whose they were.
   std::map<int64_t, std::vector<std::pair<size_t, uint64_t>>> marks;
+  // Appends whose source holds their data until it is durable and waits for it (they carry
+  // source state or a state cell: an MQTT QoS 1 message, a serial frame, a clock-guard release),
+  // in ticket order. drop_oldest never drops their readings: the source keeps them, and is told
+  // to retry when the queue has no other room (Store::Impl::Enqueue).
+  std::vector<uint64_t> held;
   size_t readings = 0;
   std::vector<QuarantineRecord> quarantine;
   std::vector<GapRecord> gaps;
@@ -115,7 +121,10 @@ struct Pending {
   void Absorb(Pending&& later);
   // An hour not queued yet starts from one of `spares` when there is one (emptied chunks of an
   // earlier commit: their series' memory is reused).
-  void AddReadings(std::span<const Reading> readings, uint64_t ticket, std::vector<ChunkData>* spares = nullptr);
+  void AddReadings(std::span<const Reading> readings, uint64_t ticket, std::vector<ChunkData>* spares = nullptr,
+                   bool held = false);
+  bool IsHeld(uint64_t ticket) const { return std::binary_search(held.begin(), held.end(), ticket); }
+  size_t Droppable() const;  // readings of appends not held
   // Moves the readings of the appends up to a ticket T, whole and in ticket order, as many as fit
   // in `max` (at least one append's), and everything that is not a reading into a new Pending;
   // T in *front_ticket. Every append's readings are then either all in the front (ticket <= T) or
@@ -344,7 +353,7 @@ struct Store::Impl {
   // when it is not written yet (nothing replays it; its waiter is told it was dropped).
   void JournalCut(uint64_t ticket);
   void JournalCompact();           // under mu: removes the dead records from `buf`
-  void DropOldestInMemory(size_t n);  // under mu
+  size_t DropOldestInMemory(size_t n);  // under mu; returns how many it dropped
   std::string BatchName(uint64_t id) const;
   Status CheckWritable() const;   // under db_mu: OK unless IO_ERROR
 };

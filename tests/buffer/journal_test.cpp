@@ -11,6 +11,7 @@
 #include <filesystem>
 #include <limits>
 #include <map>
+#include <set>
 
 #include "ack_journal.h"
 #include "store_impl.h"
@@ -618,4 +619,68 @@ TEST(AckJournal, AKillBetweenTwoPartsOfACommitLeavesEachDroppedReadingOnce) {
   const Contents c = Inspect(path());
   LONGS_EQUAL(1 + 1'000 + 900 + 100, c.readings);
   LONGS_EQUAL(0, c.gap_readings);
+}
+
+// ---- drop_oldest spares what a source holds until it is durable (Pending::held) ----
+
+namespace {
+std::set<uint64_t> StoredSeqs(const std::string& path) {
+  std::set<uint64_t> seqs;
+  Options o = Opts(path);
+  o.ack_journal = false;
+  Result<std::unique_ptr<Store>> s = Store::Open(o);
+  CHECK_TRUE(s.ok());
+  Result<std::vector<Reading>> rs = (*s)->RecentReadings(1'000'000);
+  CHECK_TRUE(rs.ok());
+  for (const Reading& r : *rs) seqs.insert(r.seq);
+  return seqs;
+}
+}  // namespace
+
+TEST(AckJournal, DropOldestSparesAppendsTheirSourceHoldsAndRefusesWhenOnlyTheyAreLeft) {
+  // An MQTT QoS 1 message or a serial frame (an append with source state or a cell) is not
+  // acknowledged until it is durable: dropping it would acknowledge a loss the source could have
+  // avoided by keeping it. Here the oldest hour holds such an append between two plain ones.
+  Options o = Opts(path());
+  o.ack_journal = false;
+  o.max_memory_readings = 1'000;
+  {
+    Result<std::unique_ptr<Store>> s = Store::Open(o);
+    CHECK_TRUE(s.ok());
+    Store& st = **s;
+    CHECK_TRUE(st.Append(InHour(9, 1'000, 100)).ok());
+    std::vector<Reading> held = InHour(9, 2'000, 100);
+    Result<uint64_t> held_ticket = st.AppendWithCell(held, StateCell{"mq/pid", 5, 0x55});
+    CHECK_TRUE(held_ticket.ok());
+    CHECK_TRUE(st.AppendWithState(InHour(9, 3'000, 100), SourceState{"serial/boot", "1 2"}).ok());  // held too
+    CHECK_TRUE(st.Append(InHour(9, 4'000, 100)).ok());
+    CHECK_TRUE(st.Append(InHour(10, 10'000, 600)).ok());  // 1,000 now
+    // 150 over: the plain 100 of hour 9, then 50 of the plain append after the held ones.
+    CHECK_TRUE(st.Append(InHour(11, 20'000, 150)).ok());
+    LONGS_EQUAL(1'000, st.GetStats().memory_readings);
+    // 900 more would need 901 dropped (the gap record counts); 800 are not held (hour 9: 50,
+    // hour 10: 600, hour 11: 150). Refused, and nothing is dropped for it.
+    Result<uint64_t> too_many = st.Append(InHour(12, 30'000, 900));
+    CHECK_FALSE(too_many.ok());
+    CHECK_TRUE(too_many.status().code() == StatusCode::kResourceExhausted);
+    STRCMP_CONTAINS("held for sources that wait", too_many.status().message().c_str());
+    LONGS_EQUAL(1'000, st.GetStats().memory_readings);
+    CHECK_TRUE(st.WaitDurable(*held_ticket).ok());
+    CHECK_TRUE(st.Flush().ok());
+  }
+  // Exactly the plain hour-9 append and the first half of the one after the held ones are gone.
+  std::set<uint64_t> want;
+  auto add = [&](uint64_t from, uint64_t to) {
+    for (uint64_t q = from; q < to; ++q) want.insert(q);
+  };
+  add(2'000, 2'100);
+  add(3'000, 3'100);
+  add(4'050, 4'100);
+  add(10'000, 10'600);
+  add(20'000, 20'150);
+  const std::set<uint64_t> seqs = StoredSeqs(path());
+  CHECK_TRUE(seqs == want);
+  const Contents c = Inspect(path());
+  LONGS_EQUAL(static_cast<int64_t>(want.size()), c.readings);
+  LONGS_EQUAL(150, c.gap_readings);
 }
