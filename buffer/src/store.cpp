@@ -287,17 +287,24 @@ size_t Store::Impl::DropOldestInMemory(size_t n) {
       if (take < data.size()) data = data.Slice(take, data.size());
     } else {
       // A held append before some of them: the hour is rebuilt from what stays, in order.
+      // Adjacent kept ranges are copied as one (the readings after the last piece, typically).
       ChunkData rest;
-      size_t from = 0, piece = 0;
+      size_t from = 0, piece = 0, copy_begin = 0, copy_end = 0, size = 0;
       for (const auto& [end, ticket] : marks) {
         size_t keep_from = from;
         if (piece < pieces.size() && pieces[piece].begin == from) keep_from = pieces[piece++].end;
         if (keep_from < end) {
-          rest.AppendChunk(data.Slice(keep_from, end));
-          kept.emplace_back(rest.size(), ticket);
+          if (keep_from != copy_end) {
+            if (copy_end > copy_begin) rest.AppendChunk(data.Slice(copy_begin, copy_end));
+            copy_begin = keep_from;
+          }
+          copy_end = end;
+          size += end - keep_from;
+          kept.emplace_back(size, ticket);
         }
         from = end;
       }
+      if (copy_end > copy_begin) rest.AppendChunk(data.Slice(copy_begin, copy_end));
       data = std::move(rest);
     }
     pending.readings -= take;
