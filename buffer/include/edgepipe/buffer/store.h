@@ -113,7 +113,10 @@ class Store final : public ReadingSink, public BatchSource {
   Store(const Store&) = delete;
   Store& operator=(const Store&) = delete;
 
-  // ReadingSink
+  // ReadingSink. An append with source state or a state cell comes from a source that keeps its
+  // data until it is durable (MQTT QoS 1, serial, the clock guard): drop_oldest never drops its
+  // readings; when the memory queue holds nothing else to drop, appends are refused
+  // (kResourceExhausted) and the source retries.
   Result<uint64_t> Append(std::span<const Reading> readings) override;
   Result<uint64_t> AppendWithState(std::span<const Reading> readings, const SourceState& state) override;
   Result<std::optional<std::string>> LoadState(const std::string& key) override;
