@@ -21,6 +21,7 @@
 #include <vector>
 
 #include "broker.h"
+#include "fault_vfs.h"
 #include "edgepipe/agent/config.h"
 #include "edgepipe/buffer/store.h"
 #include "edgepipe/core/clock.h"
@@ -443,6 +444,73 @@ TEST(Mqtt, AMessageCommittedButNotAcknowledgedBeforeAKillIsNotStoredTwiceBothVer
     LONGS_EQUAL(1, stored[1]);
     LONGS_EQUAL(1, stored[2]);
   }
+}
+
+// A QoS 1 message waits for its commit while commits fail (here: every WAL write fails) and
+// another source (plain appends, as QoS 0 or sysfs) keeps filling the memory queue past its
+// bound: drop_oldest drops that source's oldest readings, never the waiting message's (it would
+// have been acknowledged once a later commit passed it, the readings only a gap). When writes
+// work again the message is stored and acknowledged.
+TEST(Mqtt, AQosOneMessageWaitingForACommitIsNotDroppedFromAFullMemoryQueue) {
+  Broker broker(dir.Join("broker"));
+  broker.Start();
+  FaultVfs& vfs = FaultVfs::Get();
+  buffer::Options bo;
+  bo.path = dir.Join("held.db");
+  bo.vfs_name = FaultVfs::kName;
+  bo.max_memory_readings = 1'000;
+  bo.commit_interval_us = 5'000;
+  Result<std::unique_ptr<buffer::Store>> store = buffer::Store::Open(bo);
+  CHECK_TRUE(store.ok());
+  buffer::Store& st = **store;
+  MqttSourceOptions o = SourceOptions(broker.Url(), "held-test");
+  o.status_topic.clear();
+  MqttSource src(o, st, RealClock::Default());
+  CHECK_TRUE(src.Start().ok());
+  CHECK_TRUE(Connected(src));
+  // SQLITE_FULL (not an I/O error, after which the failed work waits aside until the database is
+  // reopened): the failed commit's readings go back to the memory queue, where drop_oldest acts.
+  FaultSpec spec;
+  spec.ops = kFaultWrite;
+  spec.file = FaultFile::kWal;
+  spec.error = SQLITE_FULL;
+  spec.persistent = true;
+  vfs.Arm(spec);
+  struct Disarm {
+    FaultVfs& v;
+    ~Disarm() { v.Disarm(); }
+  } disarm{vfs};
+  // Published from another process: in this one, Paho's single receive thread is the handler
+  // that waits, so a client here would not get its PUBACK.
+  LONGS_EQUAL(0, RunProcess({"mosquitto_pub", "-h", "127.0.0.1", "-p", std::to_string(broker.port()), "-q", "1", "-t",
+                             "sensors/plant/held", "-m", R"([{"n":"a","v":7001},{"n":"b","v":7002},{"n":"c","v":7003}])"})
+                     .exit_code);
+  // Appended, its wait failed at least once: held by the handler, not acknowledged.
+  CHECK_TRUE(WaitUntil(10'000, [&] { return src.stats().sink_retries > 0; }));
+  CHECK_TRUE(WaitUntil(10'000, [&] { return st.GetStats().memory_readings == 3; }));
+  // The other source: 6,000 readings through a 1,000-reading queue, all after the message.
+  uint64_t dropped_other = 0;
+  for (int i = 0; i < 20; ++i) {
+    std::vector<Reading> rs(300);
+    for (int k = 0; k < 300; ++k) {
+      rs[k].sensor = "other";
+      rs[k].ts_us = RealClock::Default().SystemNowUs();
+      rs[k].value = i * 300 + k;
+      rs[k].source = "sysfs";
+    }
+    CHECK_TRUE(st.Append(rs).ok());
+  }
+  CHECK(st.GetStats().memory_readings <= 1'000);
+  LONGS_EQUAL(0, src.stats().messages);  // still waiting: not acknowledged
+  vfs.Disarm();
+  CHECK_TRUE(WaitUntil(30'000, [&] { return src.stats().messages == 1; }));
+  src.Stop();
+  CHECK_TRUE(st.Flush().ok());
+  const buffer::Stats stats = st.GetStats();
+  dropped_other = stats.readings_dropped_memory;
+  CHECK(dropped_other >= 5'000);  // the other source's readings did overflow the queue
+  std::map<double, int> stored = StoredValues(st);
+  for (double v : {7001.0, 7002.0, 7003.0}) LONGS_EQUAL_TEXT(1, stored[v], ("value " + std::to_string(v)).c_str());
 }
 
 namespace {
