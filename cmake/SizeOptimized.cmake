@@ -14,7 +14,10 @@ endfunction()
 file(GLOB _ep_config_sources CONFIGURE_DEPENDS RELATIVE ${PROJECT_SOURCE_DIR} ${PROJECT_SOURCE_DIR}/agent/src/config*.cpp)
 edgepipe_size_optimize(edgepipe_agent ${_ep_config_sources}
   agent/src/telemetry.cpp agent/src/metrics.cpp agent/src/quality_report.cpp agent/src/agent_quality.cpp
-  agent/src/agent_service.cpp agent/src/notify.cpp agent/src/reload.cpp agent/src/factories.cpp)
+  agent/src/agent_service.cpp agent/src/notify.cpp agent/src/reload.cpp agent/src/factories.cpp
+  # The clock guard's hold file: written only while the system clock is unsynchronised (boot
+  # without an RTC), released once; the per-message check stays in ingest_clock.cpp (-O2).
+  agent/src/clock_sync.cpp)
 edgepipe_size_optimize(edgepipe agent/src/main.cpp agent/src/status_command.cpp)
 edgepipe_size_optimize(edgepipe_uploader
   uploader/src/credentials.cpp uploader/src/s3_errors.cpp uploader/src/schedule.cpp uploader/src/s3_sink.cpp

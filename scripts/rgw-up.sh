@@ -71,11 +71,13 @@ OSD=$(timeout 60 ceph "${C[@]}" osd create "$OSD_UUID")
 mkdir -p "$D/osd/ceph-$OSD"
 ceph-osd "${C[@]}" -i "$OSD" --mkfs --osd-uuid "$OSD_UUID" >"$D/log/osd-mkfs.out" 2>&1 || { cat "$D/log/osd-mkfs.out" >&2; false; }
 # Ceph 16's OSD sometimes asks the monitor before it learned the cluster fsid and gives up at
-# once ("handle_command on fsid 00000000-... != ..." in the mon log): start it again.
-for try in 1 2 3 4 5; do
+# once ("handle_command on fsid 00000000-... != ..." in the mon log, "wrong fsid" from the OSD):
+# start it again. Under load (ctest -j2 beside a build) five tries 0.5 s apart were once not
+# enough: twelve, backing off to 2 s (about 16 s in all).
+for try in $(seq 1 12); do
   if ceph-osd "${C[@]}" -i "$OSD" >"$D/log/osd-start.out" 2>&1; then break; fi
-  [ "$try" = 5 ] && { cat "$D/log/osd-start.out" >&2; false; }
-  sleep 0.5
+  [ "$try" = 12 ] && { cat "$D/log/osd-start.out" >&2; false; }
+  if [ "$try" -le 3 ]; then sleep 0.5; elif [ "$try" -le 6 ]; then sleep 1; else sleep 2; fi
 done
 radosgw "${C[@]}" -n client.rgw.a
 up=0
