@@ -95,6 +95,15 @@ bool AcknowledgeThenKill(const std::string& path, int n, Fn before_kill) {
   return WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL;
 }
 
+// Waits for a child that must end by SIGKILL (its own, or FaultVfs::kill_after) and says how it
+// ended otherwise (its _exit code names the step that failed).
+void CheckKilled(pid_t pid) {
+  int status = 0;
+  CHECK_EQUAL(pid, waitpid(pid, &status, 0));
+  CHECK_TRUE_TEXT(WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL,
+                  ("child exited with " + std::to_string(WIFEXITED(status) ? WEXITSTATUS(status) : -1)).c_str());
+}
+
 size_t CountReadings(Store& st) {
   Result<std::vector<Reading>> rs = st.RecentReadings(1'000'000);
   return rs.ok() ? rs->size() : 0;
@@ -308,10 +317,7 @@ TEST(AckJournal, AFailedJournalWriteMakesWaitersCommitAndLosesNothing) {
     kill(getpid(), SIGKILL);
     _exit(7);
   }
-  int status = 0;
-  CHECK_EQUAL(pid, waitpid(pid, &status, 0));
-  CHECK_TRUE_TEXT(WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL,
-                  ("child exited with " + std::to_string(WIFEXITED(status) ? WEXITSTATUS(status) : -1)).c_str());
+  CheckKilled(pid);
   for (const char* ext : {".ack0", ".ack1"}) std::filesystem::remove(path() + ext);  // the fault, not the store's
   Result<std::unique_ptr<Store>> s = Store::Open(Opts(path()));
   CHECK_TRUE(s.ok());
@@ -515,10 +521,7 @@ TEST(AckJournal, JournaledReadingsDroppedFromMemoryComeBackOnceAfterAKillBeforeT
     kill(getpid(), SIGKILL);
     _exit(7);
   }
-  int status = 0;
-  CHECK_EQUAL(pid, waitpid(pid, &status, 0));
-  CHECK_TRUE_TEXT(WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL,
-                  ("child exited with " + std::to_string(WIFEXITED(status) ? WEXITSTATUS(status) : -1)).c_str());
+  CheckKilled(pid);
   {
     Result<std::unique_ptr<Store>> s = Store::Open(DropOpts(path()));
     CHECK_TRUE(s.ok());
@@ -604,10 +607,7 @@ TEST(AckJournal, AKillBetweenTwoPartsOfACommitLeavesEachDroppedReadingOnce) {
     (void)st.Flush();  // part one: the append of hour 10 (1,000 readings), then SIGKILL
     _exit(9);
   }
-  int status = 0;
-  CHECK_EQUAL(pid, waitpid(pid, &status, 0));
-  CHECK_TRUE_TEXT(WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL,
-                  ("child exited with " + std::to_string(WIFEXITED(status) ? WEXITSTATUS(status) : -1)).c_str());
+  CheckKilled(pid);
   {
     Result<std::unique_ptr<Store>> s = Store::Open(DropOpts(path()));
     CHECK_TRUE(s.ok());
