@@ -4,6 +4,7 @@
 #include <netinet/in.h>
 #include <poll.h>
 #include <signal.h>
+#include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -59,12 +60,19 @@ std::string ReadFile(const std::string& path) {
 
 bool FileExists(const std::string& path) { return fs::exists(path); }
 
-std::vector<std::string> ListFiles(const std::string& dir) {
+std::vector<std::string> ListFiles(const std::string& dir, bool with_temp) {
+  // Tests list directories that a running agent writes to: a file renamed or removed during the
+  // walk (the file sink's temporary file becoming its object) is skipped, never an exception.
   std::vector<std::string> out;
   std::error_code ec;
-  if (!fs::exists(dir)) return out;
-  for (auto it = fs::recursive_directory_iterator(dir, ec); it != fs::recursive_directory_iterator(); ++it) {
-    if (it->is_regular_file()) out.push_back(fs::relative(it->path(), dir).string());
+  fs::recursive_directory_iterator it(dir, ec);
+  for (; !ec && it != fs::recursive_directory_iterator(); it.increment(ec)) {
+    std::error_code type_ec;
+    if (!it->is_regular_file(type_ec) || type_ec) continue;
+    const std::string name = it->path().filename().string();
+    const bool temp = name.size() > 5 && name[0] == '.' && name.compare(name.size() - 4, 4, ".tmp") == 0;
+    if (temp && !with_temp) continue;
+    out.push_back(it->path().lexically_relative(dir).string());
   }
   std::sort(out.begin(), out.end());
   return out;
@@ -72,9 +80,18 @@ std::vector<std::string> ListFiles(const std::string& dir) {
 
 namespace {
 
-pid_t Spawn(const std::vector<std::string>& argv, const std::vector<std::string>& env, int out_fd, int err_fd) {
+// `bound`: the child is SIGKILLed when the test process dies (a test that aborts on an uncaught
+// exception or a sanitizer report must not leave an agent or a broker running, which would also
+// hold ctest's output pipe open until the test's timeout).
+pid_t Spawn(const std::vector<std::string>& argv, const std::vector<std::string>& env, int out_fd, int err_fd,
+            bool bound = false) {
+  const pid_t parent = getpid();
   pid_t pid = fork();
   if (pid == 0) {
+    if (bound) {
+      prctl(PR_SET_PDEATHSIG, SIGKILL);
+      if (getppid() != parent) _exit(127);  // the parent died before prctl
+    }
     if (out_fd >= 0) dup2(out_fd, 1);
     if (err_fd >= 0) dup2(err_fd, 2);
     for (const auto& e : env) putenv(const_cast<char*>(strdup(e.c_str())));
@@ -137,7 +154,7 @@ Child::Child(const std::vector<std::string>& argv, const std::vector<std::string
              const std::string& stderr_path) {
   int out_fd = stdout_path.empty() ? -1 : open(stdout_path.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
   int err_fd = stderr_path.empty() ? -1 : open(stderr_path.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
-  pid_ = Spawn(argv, env, out_fd, err_fd);
+  pid_ = Spawn(argv, env, out_fd, err_fd, /*bound=*/true);
   if (out_fd >= 0) close(out_fd);
   if (err_fd >= 0) close(err_fd);
 }

@@ -28,8 +28,9 @@ class TempDir {
 void WriteFile(const std::string& path, const std::string& content);
 std::string ReadFile(const std::string& path);
 bool FileExists(const std::string& path);
-// Regular files under `dir` (recursive), relative paths, sorted.
-std::vector<std::string> ListFiles(const std::string& dir);
+// Regular files under `dir` (recursive), relative paths, sorted; none when `dir` does not exist.
+// The file sink's temporary files (".NAME.tmp", an object being written) only `with_temp`.
+std::vector<std::string> ListFiles(const std::string& dir, bool with_temp = false);
 
 struct ProcessResult {
   int exit_code = -1;       // -signal when killed by a signal
@@ -46,7 +47,7 @@ class Child {
  public:
   Child(const std::vector<std::string>& argv, const std::vector<std::string>& env = {},
         const std::string& stdout_path = "", const std::string& stderr_path = "");
-  ~Child();  // SIGKILLs the child if still running
+  ~Child();  // SIGKILLs the child if still running (and it is SIGKILLed when the test process dies)
   pid_t pid() const { return pid_; }
   void Signal(int signo);
   // Waits for exit; returns the exit code or -signal; -1000 on timeout.

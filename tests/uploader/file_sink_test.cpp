@@ -20,7 +20,7 @@ TEST(FileSink, WritesTheObjectUnderItsKeyAndLeavesNoTempFile) {
   o.body = std::string("\x28\xb5\x2f\xfd payload", 12);
   CHECK_TRUE(sink.Put(o).ok());
   STRCMP_EQUAL(o.body.c_str(), ReadFile(dir.Join("outbox/" + o.key)).c_str());
-  auto files = ListFiles(dir.Join("outbox"));
+  auto files = ListFiles(dir.Join("outbox"), /*with_temp=*/true);
   LONGS_EQUAL(1, files.size());
   STRCMP_EQUAL(("file://" + dir.Join("outbox")).c_str(), sink.Describe().c_str());
 }
@@ -34,7 +34,7 @@ TEST(FileSink, ARetryOverwritesTheSameObject) {
   o.body = "second";
   CHECK_TRUE(sink.Put(o).ok());
   STRCMP_EQUAL("second", ReadFile(dir.Join("a/b.zst")).c_str());
-  LONGS_EQUAL(1, ListFiles(dir.path()).size());
+  LONGS_EQUAL(1, ListFiles(dir.path(), /*with_temp=*/true).size());
 }
 
 TEST(FileSink, UnwritableDestinationIsAConfigurationProblem) {
