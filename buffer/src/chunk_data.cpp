@@ -48,7 +48,7 @@ uint32_t ChunkData::SeriesFor(std::string_view sensor, std::string_view unit, st
   if (found < 0) {
     found = static_cast<int64_t>(series_.size());
     index_.Insert(key, static_cast<uint32_t>(found));
-    AddNewSeries(sensor, unit, source, type);
+    AddNewSeries(sensor, unit, source, type, key);
   }
   if (have_last) next_[last_] = static_cast<uint32_t>(found);
   return last_ = static_cast<uint32_t>(found);
@@ -77,13 +77,15 @@ void ChunkData::Clear() {
   last_ = kNoSeries;
 }
 
-void ChunkData::AddNewSeries(std::string_view sensor, std::string_view unit, std::string_view source, ValueType type) {
+void ChunkData::AddNewSeries(std::string_view sensor, std::string_view unit, std::string_view source, ValueType type,
+                             uint64_t hash) {
   SeriesColumns& s = NewSeries();
   next_.push_back(kNoSeries);
   s.sensor = sensor;
   s.unit = unit;
   s.source = source;
   s.type = type;
+  s.hash = hash;
   // Room for a few readings at once: growing from empty costs an allocation at 1, 2, 4 and 8
   // readings per column (four columns), most of the appends of a series that gets a handful per
   // commit. At most ~200 bytes more for a series that gets one.
@@ -188,9 +190,8 @@ void ChunkData::AppendColumnsTo(ReadingColumns* out, SeriesIndex* index) const {
     const SeriesColumns& s = series_[i];
     any_text = any_text || !s.text.empty();
     int64_t found = -1;
-    uint64_t hash = 0;
+    const uint64_t hash = s.hash;
     if (index) {
-      hash = SeriesHash(s.sensor, s.unit, s.source, s.type);
       found = index->Find(hash, [&](uint32_t k) {
         const ReadingColumns::Series& o = out->series[k];
         return o.type == s.type && o.sensor == s.sensor && o.unit == s.unit && o.source == s.source;
@@ -270,8 +271,9 @@ void ChunkData::Reindex() {
   index_.Clear();
   next_.assign(series_.size(), kNoSeries);
   for (size_t i = 0; i < series_.size(); ++i) {
-    const SeriesColumns& s = series_[i];
-    index_.Insert(SeriesHash(s.sensor, s.unit, s.source, s.type), static_cast<uint32_t>(i));
+    SeriesColumns& s = series_[i];
+    s.hash = SeriesHash(s.sensor, s.unit, s.source, s.type);
+    index_.Insert(s.hash, static_cast<uint32_t>(i));
   }
 }
 

@@ -53,6 +53,9 @@ class SeriesIndex {
 struct SeriesColumns {
   std::string sensor, unit, source;
   ValueType type = ValueType::kNumber;
+  // SeriesHash of the four fields above, kept by ChunkData (set when the series is added, and by
+  // Reindex after a decode) so merging chunk after chunk into a batch hashes no string again.
+  uint64_t hash = 0;
   std::vector<int64_t> ts;
   std::vector<double> value;
   std::vector<uint32_t> quality;
@@ -105,7 +108,8 @@ class ChunkData {
 
  private:
   uint32_t SeriesFor(std::string_view sensor, std::string_view unit, std::string_view source, ValueType type);
-  void AddNewSeries(std::string_view sensor, std::string_view unit, std::string_view source, ValueType type);
+  void AddNewSeries(std::string_view sensor, std::string_view unit, std::string_view source, ValueType type,
+                    uint64_t hash);
 
   std::vector<uint32_t> order_;
   std::vector<SeriesColumns> series_;

@@ -20,6 +20,13 @@ constexpr uint8_t kTimestampGrid = 0x80;
 
 uint64_t Bits(double v) { return std::bit_cast<uint64_t>(v); }
 
+// The per-thread scratch vectors below keep their memory between columns, but not the memory of
+// an unusually long one (a merged chunk of one series): the agent's footprint stays small.
+template <typename T>
+void TrimScratch(std::vector<T>& v) {
+  if (v.capacity() > 4096) std::vector<T>().swap(v);
+}
+
 size_t VarintLen(uint64_t v) {
   size_t n = 1;
   while (v >= 0x80) {
@@ -81,9 +88,12 @@ uint64_t GetFixed64(ByteReader& in) {
 void EncodeDecimal(std::string* out, std::span<const double> values, const std::vector<int8_t>& min_e, int e) {
   out->push_back(static_cast<char>(kModeDecimal));
   out->push_back(static_cast<char>(e));
-  std::vector<int64_t> ints;
-  std::vector<size_t> exc;
-  ints.reserve(values.size());
+  // Reused per thread: a commit encodes one column per series, often of a handful of values, and
+  // two allocations per column cost more than encoding it.
+  thread_local std::vector<int64_t> ints;
+  thread_local std::vector<size_t> exc;
+  ints.clear();
+  exc.clear();
   for (size_t i = 0; i < values.size(); ++i) {
     int64_t n;
     if (min_e[i] >= 0 && min_e[i] <= e && ScaledInt(values[i], e, &n)) ints.push_back(n);
@@ -101,6 +111,8 @@ void EncodeDecimal(std::string* out, std::span<const double> values, const std::
     PutVarint(out, ZigZag(WrapSub(n, prev)));
     prev = n;
   }
+  TrimScratch(ints);
+  TrimScratch(exc);
 }
 
 void EncodeXor(std::string* out, std::span<const double> values) {
@@ -214,7 +226,8 @@ bool DecodeTimestamps(ByteReader& in, std::span<int64_t> ts, int64_t base) {
 }
 
 void EncodeValues(std::string* out, std::span<const double> values) {
-  std::vector<int8_t> min_e(values.size());
+  thread_local std::vector<int8_t> min_e;  // reused per thread, as in EncodeDecimal
+  min_e.resize(values.size());
   uint32_t seen = 0;  // bit e set when some value's minimum exponent is e
   for (size_t i = 0; i < values.size(); ++i) {
     // A sensor often repeats its value: the same bits, the same exponent, without the search.
@@ -234,13 +247,15 @@ void EncodeValues(std::string* out, std::span<const double> values) {
   }
   if (best_e >= 0) EncodeDecimal(out, values, min_e, best_e);
   else EncodeXor(out, values);
+  TrimScratch(min_e);
 }
 
 bool DecodeValues(ByteReader& in, std::span<double> values) {
   const uint8_t mode = in.Byte();
   if (!in.ok()) return false;
   if (mode == kModeXor) {
-    std::vector<uint64_t> x(values.size(), 0);
+    thread_local std::vector<uint64_t> x;  // reused per thread: one column per series per chunk
+    x.assign(values.size(), 0);
     for (int plane = 7; plane >= 0; --plane)
       for (uint64_t& v : x) v |= static_cast<uint64_t>(in.Byte()) << (8 * plane);
     uint64_t prev = 0;
@@ -248,12 +263,22 @@ bool DecodeValues(ByteReader& in, std::span<double> values) {
       prev ^= x[i];
       values[i] = std::bit_cast<double>(prev);
     }
+    TrimScratch(x);
     return in.ok();
   }
   if (mode != kModeDecimal) return false;
   const uint8_t e = in.Byte();
   const uint64_t nexc = in.Varint();
   if (!in.ok() || e > kMaxDecimalExponent || nexc > values.size()) return false;
+  const double scale = Pow10(e);
+  if (nexc == 0) {  // the usual column: no value stored raw, no position list to keep
+    int64_t prev = 0;
+    for (size_t i = 0; i < values.size() && in.ok(); ++i) {
+      prev = WrapAdd(prev, UnZigZag(in.Varint()));
+      values[i] = static_cast<double>(prev) / scale;
+    }
+    return in.ok();
+  }
   std::vector<bool> is_exc(values.size(), false);
   uint64_t pos = 0;
   for (uint64_t j = 0; j < nexc; ++j) {
@@ -268,7 +293,7 @@ bool DecodeValues(ByteReader& in, std::span<double> values) {
   for (size_t i = 0; i < values.size() && in.ok(); ++i) {
     if (is_exc[i]) continue;
     prev = WrapAdd(prev, UnZigZag(in.Varint()));
-    values[i] = static_cast<double>(prev) / Pow10(e);
+    values[i] = static_cast<double>(prev) / scale;
   }
   return in.ok();
 }
