@@ -271,15 +271,9 @@ bool DecodeValues(ByteReader& in, std::span<double> values) {
   const uint64_t nexc = in.Varint();
   if (!in.ok() || e > kMaxDecimalExponent || nexc > values.size()) return false;
   const double scale = Pow10(e);
-  if (nexc == 0) {  // the usual column: no value stored raw, no position list to keep
-    int64_t prev = 0;
-    for (size_t i = 0; i < values.size() && in.ok(); ++i) {
-      prev = WrapAdd(prev, UnZigZag(in.Varint()));
-      values[i] = static_cast<double>(prev) / scale;
-    }
-    return in.ok();
-  }
-  std::vector<bool> is_exc(values.size(), false);
+  // Positions of the values stored raw; the usual column has none and builds no bitmap.
+  std::vector<bool> is_exc;
+  if (nexc > 0) is_exc.assign(values.size(), false);
   uint64_t pos = 0;
   for (uint64_t j = 0; j < nexc; ++j) {
     uint64_t delta = in.Varint();
@@ -291,7 +285,7 @@ bool DecodeValues(ByteReader& in, std::span<double> values) {
   }
   int64_t prev = 0;
   for (size_t i = 0; i < values.size() && in.ok(); ++i) {
-    if (is_exc[i]) continue;
+    if (nexc > 0 && is_exc[i]) continue;
     prev = WrapAdd(prev, UnZigZag(in.Varint()));
     values[i] = static_cast<double>(prev) / scale;
   }
