@@ -38,7 +38,7 @@ chmod +x "$T/agent"
 total() { awk '/^totals:/ {print $2}' "$1"; }
 for n in "$N1" "$N2"; do
   echo "instructions: $n messages (agent and floor under callgrind)..." >&2
-  CG_N=$n EDGEPIPE="$T/agent" N_FLOOR=$n N_QOS1=$n N_PACKS=$n ONLY="^$SCENARIO\$" REPEAT=1 \
+  CG_N=$n REF_FLOORS=0 EDGEPIPE="$T/agent" N_FLOOR=$n N_QOS1=$n N_PACKS=$n ONLY="^$SCENARIO\$" REPEAT=1 \
     FLOOR_WRAP="valgrind --tool=callgrind --callgrind-out-file=$T/floor.$n.out" "$HERE/run.sh" "$B" > "$T/run.$n.log" 2>&1 ||
     { cat "$T/run.$n.log" >&2; exit 1; }
   for side in agent floor; do
