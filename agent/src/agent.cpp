@@ -288,8 +288,15 @@ std::string StatusLineFor(const RunSummary& s) {
       static_cast<unsigned long long>(s.validation.received), static_cast<unsigned long long>(s.validation.passed),
       static_cast<unsigned long long>(s.validation.rejected_total()),
       static_cast<unsigned long long>(s.buffer.pending_readings + s.buffer.claimed_readings),
-      static_cast<unsigned long long>(s.buffer.memory_readings), static_cast<unsigned long long>(s.uploads.objects),
-      static_cast<unsigned long long>(s.uploads.readings), static_cast<unsigned long long>(s.uploads.bytes));
+      static_cast<unsigned long long>(s.buffer.memory_readings),
+      static_cast<unsigned long long>(s.uploads.objects - s.uploads.quarantine_objects),
+      static_cast<unsigned long long>(s.uploads.readings),
+      static_cast<unsigned long long>(s.uploads.bytes - s.uploads.quarantine_bytes));
+  if (s.uploads.quarantine_objects)
+    line += StrFormat(" + %llu quarantine objects (%llu records, %llu bytes)",
+                      static_cast<unsigned long long>(s.uploads.quarantine_objects),
+                      static_cast<unsigned long long>(s.uploads.quarantine_records),
+                      static_cast<unsigned long long>(s.uploads.quarantine_bytes));
   if (!s.uploads.last_error.empty()) line += "; last upload error: " + s.uploads.last_error;
   if (s.uploads.set_aside_objects)
     line += StrFormat("; %llu object(s) set aside (last: %s)", static_cast<unsigned long long>(s.uploads.set_aside_objects),

@@ -54,6 +54,7 @@ nlohmann::json SummaryJson(const RunSummary& s) {
                   {"quarantine_records", s.uploads.quarantine_records},
                   {"bytes", s.uploads.bytes},
                   {"raw_bytes", s.uploads.raw_bytes},
+                  {"quarantine_bytes", s.uploads.quarantine_bytes},
                   {"failures", s.uploads.failures},
                   {"last_key", s.uploads.last_key}};
   j["buffer"] = {{"pending_readings", s.buffer.pending_readings},
@@ -77,12 +78,14 @@ void PrintSummary(const RunSummary& s) {
          rejected.empty() ? "" : (" (" + rejected + ")").c_str());
   printf("  delivered:  %llu objects, %llu readings, %s compressed (%s as NDJSON/CSV) to %s\n",
          static_cast<unsigned long long>(s.uploads.objects - s.uploads.quarantine_objects),
-         static_cast<unsigned long long>(s.uploads.readings), Human(s.uploads.bytes).c_str(),
-         Human(s.uploads.raw_bytes).c_str(), s.destination.c_str());
+         static_cast<unsigned long long>(s.uploads.readings), Human(s.uploads.bytes - s.uploads.quarantine_bytes).c_str(),
+         Human(s.uploads.raw_bytes - s.uploads.quarantine_raw_bytes).c_str(), s.destination.c_str());
   if (s.uploads.readings)
-    printf("              %.2f bytes per reading uploaded\n", static_cast<double>(s.uploads.bytes) / s.uploads.readings);
-  printf("  quarantine: %llu objects, %llu records\n", static_cast<unsigned long long>(s.uploads.quarantine_objects),
-         static_cast<unsigned long long>(s.uploads.quarantine_records));
+    printf("              %.2f bytes per reading uploaded\n",
+           static_cast<double>(s.uploads.bytes - s.uploads.quarantine_bytes) / s.uploads.readings);
+  printf("  quarantine: %llu objects, %llu records, %s compressed\n",
+         static_cast<unsigned long long>(s.uploads.quarantine_objects),
+         static_cast<unsigned long long>(s.uploads.quarantine_records), Human(s.uploads.quarantine_bytes).c_str());
   printf("  buffer:     %llu readings still buffered (delivered on the next run)\n",
          static_cast<unsigned long long>(s.buffer.pending_readings + s.buffer.claimed_readings + s.buffer.memory_readings));
   if (s.uploads.failures) printf("  upload failures: %llu\n", static_cast<unsigned long long>(s.uploads.failures));

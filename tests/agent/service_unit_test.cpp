@@ -137,6 +137,32 @@ AgentSnapshot SampleSnapshot() {
 
 }  // namespace
 
+TEST_GROUP(StatusLine) {};
+
+// "delivered" counts reading objects only; quarantine objects follow after "+" when there are any.
+TEST(StatusLine, QuarantineObjectsAreReportedApartFromReadingObjects) {
+  RunSummary s;
+  s.validation.received = 8000;
+  s.validation.passed = 7992;
+  s.uploads.objects = 14;
+  s.uploads.readings = 7792;
+  s.uploads.bytes = 60210;
+  s.uploads.quarantine_objects = 2;
+  s.uploads.quarantine_records = 8;
+  s.uploads.quarantine_bytes = 800;
+  std::string line = StatusLineFor(s);
+  CHECK_TEXT(line.find("; delivered 12 objects (7792 readings, 59410 bytes) + 2 quarantine objects (8 records, "
+                       "800 bytes)") != std::string::npos,
+             line.c_str());
+  s.uploads.objects = 12;
+  s.uploads.bytes = 59410;
+  s.uploads.quarantine_objects = s.uploads.quarantine_records = s.uploads.quarantine_bytes = 0;
+  line = StatusLineFor(s);
+  CHECK_TEXT(line.find("; delivered 12 objects (7792 readings, 59410 bytes)") != std::string::npos &&
+                 line.find("quarantine") == std::string::npos,
+             line.c_str());
+}
+
 TEST_GROUP(Metrics) {};
 
 TEST(Metrics, RenderedTextParsesBackWithEveryValue) {

@@ -117,6 +117,8 @@ Result<bool> Uploader::DeliverWith(ObjectBuilder& builder, bool flush, int64_t d
   if (batch.kind == BatchKind::kQuarantine) {
     ++stats_.quarantine_objects;
     stats_.quarantine_records += obj->readings;
+    stats_.quarantine_bytes += obj->body.size();
+    stats_.quarantine_raw_bytes += obj->raw_bytes;
   } else {
     stats_.readings += obj->readings;
   }

@@ -60,8 +60,10 @@ struct UploaderStats {
   uint64_t readings = 0;            // readings in those objects
   uint64_t quarantine_objects = 0;
   uint64_t quarantine_records = 0;
-  uint64_t bytes = 0;               // compressed bytes confirmed
-  uint64_t raw_bytes = 0;           // uncompressed bytes confirmed
+  uint64_t bytes = 0;               // compressed bytes confirmed (reading and quarantine objects)
+  uint64_t raw_bytes = 0;           // uncompressed bytes confirmed (reading and quarantine objects)
+  uint64_t quarantine_bytes = 0;    // the part of `bytes` in quarantine objects
+  uint64_t quarantine_raw_bytes = 0;  // the part of `raw_bytes` in quarantine objects
   uint64_t failures = 0;            // failed put attempts
   int64_t last_success_us = 0;      // system time
   std::string last_key;
