@@ -27,8 +27,9 @@ trap 'rm -f "$OUT"' EXIT
 for _ in $(seq "$PAIRS"); do
   for i in "${!BINS[@]}"; do  # side 0 = old, 1 = new, 2... = ALSO
     # run.sh prints "floor: ..." lines, then one result line per agent run ("<name>: ...").
-    EDGEPIPE=${BINS[$i]} ONLY=$ONLY REPEAT=1 "$HERE/run.sh" "$B" 2>&1 |
-      grep -E '^[a-z0-9-]+: messages=' | grep -v '^floor:' | sed "s/^/$i /" >> "$OUT" || true
+    # (REF_FLOORS=0: the single-reading floors behind run.sh's REFSPEED line add nothing to an A/B.)
+    EDGEPIPE=${BINS[$i]} ONLY=$ONLY REPEAT=1 REF_FLOORS=0 "$HERE/run.sh" "$B" 2>&1 |
+      grep -E '^[a-z0-9-]+: messages=' | grep -Ev '^(floor|ref0|ref1):' | sed "s/^/$i /" >> "$OUT" || true
   done
 done
 python3 - "$OUT" "${BINS[@]}" <<'PY'
