@@ -289,9 +289,8 @@ std::string StatusLineFor(const RunSummary& s) {
       static_cast<unsigned long long>(s.validation.rejected_total()),
       static_cast<unsigned long long>(s.buffer.pending_readings + s.buffer.claimed_readings),
       static_cast<unsigned long long>(s.buffer.memory_readings),
-      static_cast<unsigned long long>(s.uploads.objects - s.uploads.quarantine_objects),
-      static_cast<unsigned long long>(s.uploads.readings),
-      static_cast<unsigned long long>(s.uploads.bytes - s.uploads.quarantine_bytes));
+      static_cast<unsigned long long>(s.uploads.reading_objects()), static_cast<unsigned long long>(s.uploads.readings),
+      static_cast<unsigned long long>(s.uploads.reading_bytes()));
   if (s.uploads.quarantine_objects)
     line += StrFormat(" + %llu quarantine objects (%llu records, %llu bytes)",
                       static_cast<unsigned long long>(s.uploads.quarantine_objects),

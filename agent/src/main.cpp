@@ -77,12 +77,11 @@ void PrintSummary(const RunSummary& s) {
          static_cast<unsigned long long>(s.validation.rejected_total()),
          rejected.empty() ? "" : (" (" + rejected + ")").c_str());
   printf("  delivered:  %llu objects, %llu readings, %s compressed (%s as NDJSON/CSV) to %s\n",
-         static_cast<unsigned long long>(s.uploads.objects - s.uploads.quarantine_objects),
-         static_cast<unsigned long long>(s.uploads.readings), Human(s.uploads.bytes - s.uploads.quarantine_bytes).c_str(),
-         Human(s.uploads.raw_bytes - s.uploads.quarantine_raw_bytes).c_str(), s.destination.c_str());
+         static_cast<unsigned long long>(s.uploads.reading_objects()), static_cast<unsigned long long>(s.uploads.readings),
+         Human(s.uploads.reading_bytes()).c_str(), Human(s.uploads.reading_raw_bytes()).c_str(), s.destination.c_str());
   if (s.uploads.readings)
     printf("              %.2f bytes per reading uploaded\n",
-           static_cast<double>(s.uploads.bytes - s.uploads.quarantine_bytes) / s.uploads.readings);
+           static_cast<double>(s.uploads.reading_bytes()) / s.uploads.readings);
   printf("  quarantine: %llu objects, %llu records, %s compressed\n",
          static_cast<unsigned long long>(s.uploads.quarantine_objects),
          static_cast<unsigned long long>(s.uploads.quarantine_records), Human(s.uploads.quarantine_bytes).c_str());

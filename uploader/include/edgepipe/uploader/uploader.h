@@ -64,6 +64,10 @@ struct UploaderStats {
   uint64_t raw_bytes = 0;           // uncompressed bytes confirmed (reading and quarantine objects)
   uint64_t quarantine_bytes = 0;    // the part of `bytes` in quarantine objects
   uint64_t quarantine_raw_bytes = 0;  // the part of `raw_bytes` in quarantine objects
+  // The objects of readings alone (what the status line and the run summary call "delivered").
+  uint64_t reading_objects() const { return objects - quarantine_objects; }
+  uint64_t reading_bytes() const { return bytes - quarantine_bytes; }
+  uint64_t reading_raw_bytes() const { return raw_bytes - quarantine_raw_bytes; }
   uint64_t failures = 0;            // failed put attempts
   int64_t last_success_us = 0;      // system time
   std::string last_key;
