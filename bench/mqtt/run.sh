@@ -134,9 +134,10 @@ selected() { [ -z "${ONLY:-}" ] || grep -Eq -- "$ONLY" <<< "$1"; }  # label: ONL
 pair() {  # label floor_qos floor_kind floor_count agent_args...
   local label=$1 fq=$2 fk=$3 fn=$4; shift 4
   selected "$label" || return 0
-  local out=$T/pair.out; : > "$out"
+  local out=$T/pair.out refs=0; : > "$out"
+  [ "$fk" = senml50 ] && [ "${REF_FLOORS:-1}" = 1 ] && refs=1
   for _ in $(seq "$REPEAT"); do
-    if [ "$fk" = senml50 ] && [ "${REF_FLOORS:-1}" = 1 ]; then
+    if [ "$refs" = 1 ]; then
       # The issue states its SenML target (0.5 us/reading) in absolute time, measured where the
       # single-reading floor was 4.7 us (QoS 0) and 9.6 us (QoS 1) per message. Both floors run
       # beside each SenML pair, so the agent's figure can be read at that machine's speed too.
@@ -146,7 +147,7 @@ pair() {  # label floor_qos floor_kind floor_count agent_args...
     floor "$fq" "$fk" "$fn" | sed 's/^/floor: /' | tee -a "$out"
     agent "$@" | tee -a "$out"
   done
-  python3 - "$label" "$out" "$([ "$fk" = senml50 ] && echo "${REF_FLOORS:-1}" || echo 0)" <<'PY'
+  python3 - "$label" "$out" "$refs" <<'PY'
 import re, sys
 label, path, want_refs = sys.argv[1], sys.argv[2], sys.argv[3] == "1"
 lines = [l.strip() for l in open(path) if "us_per_msg=" in l]
@@ -170,13 +171,13 @@ if want_refs:
     # message, 9.6 µs per QoS 1 message). Two calibrations, because this VM's QoS 0 and QoS 1
     # floors are not in the issue's proportion; both are printed, the larger is the one to quote.
     per = lambda l: float(re.search(r"us_per_reading=([0-9.]+)", l).group(1))
-    at0 = sorted(per(a) * 4.7 / r for a, r in zip(agents, refs[0]))
-    at1 = sorted(per(a) * 9.6 / r for a, r in zip(agents, refs[1]))
-    print(f"REFSPEED {label}: us/reading at the issue's reference speed (target 0.5): "
-          f"by the QoS 0 floor {' '.join(f'{x:.2f}' for x in at0)} (median {at0[len(at0) // 2]:.2f}), "
-          f"by the QoS 1 floor {' '.join(f'{x:.2f}' for x in at1)} (median {at1[len(at1) // 2]:.2f}); "
-          f"this VM's floors: QoS 0 {' '.join(f'{x:.2f}' for x in refs[0])}, "
-          f"QoS 1 {' '.join(f'{x:.2f}' for x in refs[1])} us/message")
+    fmt = lambda xs: " ".join(f"{x:.2f}" for x in xs)
+    parts = []
+    for q, issue_floor in ((0, 4.7), (1, 9.6)):
+        at = sorted(per(a) * issue_floor / r for a, r in zip(agents, refs[q]))
+        parts.append(f"by the QoS {q} floor {fmt(at)} (median {at[len(at) // 2]:.2f})")
+    print(f"REFSPEED {label}: us/reading at the issue's reference speed (target 0.5): {', '.join(parts)}; "
+          f"this VM's floors: QoS 0 {fmt(refs[0])}, QoS 1 {fmt(refs[1])} us/message")
 PY
 }
 
