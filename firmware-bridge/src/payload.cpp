@@ -8,6 +8,7 @@
 #include <cstring>
 
 #include "edgepipe/core/time_util.h"
+#include "senml_pack.h"
 
 namespace edgepipe::fb {
 namespace {
@@ -104,6 +105,7 @@ struct PayloadParser::Impl {
   dom::parser parser;
   std::string padded;  // payload copy with simdjson's padding; reused between messages
   SenmlScratch senml;
+  SenmlPack pack;  // the SenML records being read; reused between messages
 
   std::string_view Pad(std::string_view payload) {
     const size_t need = payload.size() + simdjson::SIMDJSON_PADDING;
@@ -143,11 +145,10 @@ Reading NewReading(const Ctx& c) {
 
 // ---- SenML (RFC 8428) ----
 
-bool ParseSenml(SenmlScratch& im, const PayloadOptions& opt, dom::element root, Ctx& c,
+bool ParseSenml(SenmlScratch& im, const PayloadOptions& opt, const SenmlPack& pack, Ctx& c,
                 std::vector<Reading>* out) {
-  dom::array pack;
-  if (root.get_array().get(pack) != simdjson::SUCCESS)
-    return c.Fail("senml", std::string("a SenML pack is a JSON array of records, got ") + TypeName(root.type()));
+  if (pack.root != JType::kArray)
+    return c.Fail("senml", std::string("a SenML pack is a JSON array of records, got ") + JTypeName(pack.root));
   im.base_name.clear();
   im.base_unit.clear();
   double bt = 0, bv = 0, bs = 0;
@@ -159,10 +160,10 @@ bool ParseSenml(SenmlScratch& im, const PayloadOptions& opt, dom::element root, 
     out->resize(first);
     return c.Fail(rule, "record " + std::to_string(index) + ": " + reason, kept);
   };
-  for (dom::element rec_el : pack) {
-    dom::object rec;
-    if (rec_el.get_object().get(rec) != simdjson::SUCCESS)
-      return fail("senml", std::string("a SenML record is a JSON object, got ") + TypeName(rec_el.type()));
+  const size_t records = pack.ends.size() + (pack.stopped ? 1 : 0);
+  for (size_t rec_i = 0; rec_i < records; ++rec_i) {
+    if (rec_i == pack.ends.size())
+      return fail("senml", std::string("a SenML record is a JSON object, got ") + JTypeName(pack.stop_type));
     if (out->size() - first >= opt.max_readings)
       return fail("oversize", "more than " + std::to_string(opt.max_readings) + " records in one message");
     std::string_view n;
@@ -173,19 +174,23 @@ bool ParseSenml(SenmlScratch& im, const PayloadOptions& opt, dom::element root, 
     bool vb = false;
     std::string_view vs;
     int values = 0;
-    for (dom::key_value_pair kv : rec) {
-      std::string_view k = kv.key;
-      dom::element val = kv.value;
-      dom::element_type ty = val.type();
+    const uint32_t fields_end = pack.ends[rec_i];
+    for (uint32_t fi = rec_i == 0 ? 0 : pack.ends[rec_i - 1]; fi < fields_end; ++fi) {
+      const std::string_view k = pack.fields[fi].key;
+      const JValue& val = pack.fields[fi].val;
+      const JType ty = val.type;
       auto want_num = [&](double* dst) {
-        if (!IsNumber(ty)) return false;
-        return val.get_double().get(*dst) == simdjson::SUCCESS;
+        if (ty != JType::kNumber) return false;
+        *dst = val.num;
+        return true;
       };
       auto want_str = [&](std::string_view* dst) {
-        return ty == dom::element_type::STRING && val.get_string().get(*dst) == simdjson::SUCCESS;
+        if (ty != JType::kString) return false;
+        *dst = val.str;
+        return true;
       };
       auto bad_type = [&](const char* want) {
-        return fail("schema", "field \"" + std::string(k) + "\" must be " + want + ", got " + TypeName(ty));
+        return fail("schema", "field \"" + std::string(k) + "\" must be " + want + ", got " + JTypeName(ty));
       };
       if (k == "n") {
         if (!want_str(&n)) return bad_type("a string");
@@ -205,7 +210,8 @@ bool ParseSenml(SenmlScratch& im, const PayloadOptions& opt, dom::element root, 
         has_vs = true;
         ++values;
       } else if (k == "vb") {
-        if (ty != dom::element_type::BOOL || val.get_bool().get(vb) != simdjson::SUCCESS) return bad_type("a boolean");
+        if (ty != JType::kBool) return bad_type("a boolean");
+        vb = val.b;
         has_vb = true;
         ++values;
       } else if (k == "vd") {
@@ -453,12 +459,19 @@ bool PayloadParser::Parse(std::string_view payload, std::string_view topic_senso
                                   std::to_string(opt_.max_bytes) + " bytes)",
                   topic_sensor);
   if (opt_.format == PayloadFormat::kNumber) return ParseNumber(opt_, payload, c, out);
+  // SenML in its common shape is read in place by the scanner; anything else (and every payload
+  // that is not valid JSON) goes through simdjson.
+  if (opt_.format == PayloadFormat::kSenml && ScanSenmlPack(payload, &impl_->pack))
+    return ParseSenml(impl_->senml, opt_, impl_->pack, c, out);
   std::string_view padded = impl_->Pad(payload);
   dom::element root;
   simdjson::error_code ec = impl_->parser.parse(padded.data(), padded.size(), false).get(root);
   if (ec != simdjson::SUCCESS)
     return c.Fail("parse", std::string("not valid JSON: ") + simdjson::error_message(ec), topic_sensor);
-  if (opt_.format == PayloadFormat::kSenml) return ParseSenml(impl_->senml, opt_, root, c, out);
+  if (opt_.format == PayloadFormat::kSenml) {
+    FlattenSenmlPack(root, &impl_->pack);
+    return ParseSenml(impl_->senml, opt_, impl_->pack, c, out);
+  }
   return ParseJson(opt_, root, c, out);
 }
 
