@@ -254,17 +254,19 @@ bool DecodeValues(ByteReader& in, std::span<double> values) {
   const uint8_t mode = in.Byte();
   if (!in.ok()) return false;
   if (mode == kModeXor) {
-    thread_local std::vector<uint64_t> x;  // reused per thread: one column per series per chunk
-    x.assign(values.size(), 0);
-    for (int plane = 7; plane >= 0; --plane)
-      for (uint64_t& v : x) v |= static_cast<uint64_t>(in.Byte()) << (8 * plane);
+    // Eight planes of n bytes, the top byte of every value first: read in place, one bounds
+    // check for the column.
+    const size_t n = values.size();
+    const uint8_t* planes = in.Take(8 * n);
+    if (planes == nullptr) return false;
     uint64_t prev = 0;
-    for (size_t i = 0; i < values.size(); ++i) {
-      prev ^= x[i];
+    for (size_t i = 0; i < n; ++i) {
+      uint64_t x = 0;
+      for (int plane = 7; plane >= 0; --plane) x |= static_cast<uint64_t>(planes[(7 - plane) * n + i]) << (8 * plane);
+      prev ^= x;
       values[i] = std::bit_cast<double>(prev);
     }
-    TrimScratch(x);
-    return in.ok();
+    return true;
   }
   if (mode != kModeDecimal) return false;
   const uint8_t e = in.Byte();

@@ -44,6 +44,13 @@ class ByteReader {
     if (p_ == end_) { ok_ = false; return 0; }
     return static_cast<uint8_t>(*p_++);
   }
+  // The next n bytes in place, or nullptr (and not ok) when fewer are left.
+  const uint8_t* Take(size_t n) {
+    if (static_cast<size_t>(end_ - p_) < n) { ok_ = false; return nullptr; }
+    const auto* b = reinterpret_cast<const uint8_t*>(p_);
+    p_ += n;
+    return b;
+  }
   bool Bytes(void* dst, size_t n) {
     if (static_cast<size_t>(end_ - p_) < n) { ok_ = false; return false; }
     std::memcpy(dst, p_, n);

@@ -374,3 +374,28 @@ TEST(ChunkCodec, AClearedChunkIsRefilledAndDecodedIntoAsIfNew) {
   reused.Clear();
   CHECK(reused.MemoryBytes() >= kept);
 }
+
+// Random doubles take the XOR mode (8 byte planes per column, read in place): every prefix of the
+// column is refused, the whole column reads back bit for bit, and the bytes after it stay unread.
+TEST(ChunkCodec, XorValueColumnsRoundTripAndRefuseEveryTruncation) {
+  std::mt19937_64 rng(23);
+  for (size_t n : {1u, 2u, 7u, 64u, 301u}) {
+    std::vector<double> in(n);
+    for (double& v : in) v = std::bit_cast<double>(rng());
+    std::string col;
+    EncodeValues(&col, in);
+    LONGS_EQUAL(1, static_cast<uint8_t>(col[0]));  // the XOR mode (docs/buffer-format.md)
+    LONGS_EQUAL(1 + 8 * n, col.size());
+    for (size_t len = 0; len < col.size(); ++len) {
+      std::vector<double> out(n);
+      ByteReader r(std::string_view(col).substr(0, len));
+      CHECK_FALSE(DecodeValues(r, out));
+    }
+    const std::string with_tail = col + "tail";
+    ByteReader r(with_tail);
+    std::vector<double> out(n);
+    CHECK_TRUE(DecodeValues(r, out));
+    for (size_t i = 0; i < n; ++i) CHECK_EQUAL(std::bit_cast<uint64_t>(in[i]), std::bit_cast<uint64_t>(out[i]));
+    CHECK_EQUAL('t', static_cast<char>(r.Byte()));
+  }
+}
