@@ -459,10 +459,13 @@ bool PayloadParser::Parse(std::string_view payload, std::string_view topic_senso
                                   std::to_string(opt_.max_bytes) + " bytes)",
                   topic_sensor);
   if (opt_.format == PayloadFormat::kNumber) return ParseNumber(opt_, payload, c, out);
-  // SenML in its common shape is read in place by the scanner; anything else (and every payload
+  // SenML in its common shape is read by the scanner; anything else (and every payload
   // that is not valid JSON) goes through simdjson.
-  if (opt_.format == PayloadFormat::kSenml && ScanSenmlPack(payload, &impl_->pack))
-    return ParseSenml(impl_->senml, opt_, impl_->pack, c, out);
+  if (opt_.format == PayloadFormat::kSenml && ScanSenmlPack(payload, &impl_->pack)) {
+    const bool ok = ParseSenml(impl_->senml, opt_, impl_->pack, c, out);
+    impl_->pack.TrimScratch();
+    return ok;
+  }
   std::string_view padded = impl_->Pad(payload);
   dom::element root;
   simdjson::error_code ec = impl_->parser.parse(padded.data(), padded.size(), false).get(root);
@@ -470,7 +473,9 @@ bool PayloadParser::Parse(std::string_view payload, std::string_view topic_senso
     return c.Fail("parse", std::string("not valid JSON: ") + simdjson::error_message(ec), topic_sensor);
   if (opt_.format == PayloadFormat::kSenml) {
     FlattenSenmlPack(root, &impl_->pack);
-    return ParseSenml(impl_->senml, opt_, impl_->pack, c, out);
+    const bool ok = ParseSenml(impl_->senml, opt_, impl_->pack, c, out);
+    impl_->pack.TrimScratch();
+    return ok;
   }
   return ParseJson(opt_, root, c, out);
 }

@@ -2,7 +2,8 @@
 // payload.cpp read. Two readers fill it:
 //  * ScanSenmlPack: a single-pass scanner for the common shape of a pack (an array of objects
 //    whose values are numbers, booleans and strings without escapes or non-ASCII bytes), reading
-//    the payload in place. It declines anything else, without deciding whether it is valid JSON.
+//    a copy of the payload that ends in a NUL. It declines anything else, without deciding
+//    whether it is valid JSON.
 //  * FlattenSenmlPack: any document simdjson has parsed (the path for what the scanner declines,
 //    and for every error message about the JSON's shape).
 // Where the scanner accepts, both give the same pack, bit for bit: tests/fuzz/senml_scan_fuzz.cpp
@@ -44,6 +45,12 @@ struct SenmlPack {
   bool stopped = false;
   JType stop_type = JType::kNull;
   std::string scan_copy;  // ScanSenmlPack's copy of the payload (strings point into it)
+  // Frees the scratch after an unusually large pack (kept otherwise, so a steady stream of
+  // packs allocates nothing): up to 4,096 fields and 64 KiB of payload copy stay.
+  void TrimScratch() {
+    if (fields.size() > 4096) std::vector<JField>().swap(fields);
+    if (scan_copy.capacity() > 64 * 1024) std::string().swap(scan_copy);
+  }
   void Clear() {
     root = JType::kArray;
     ends.clear();

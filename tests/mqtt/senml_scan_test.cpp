@@ -123,3 +123,24 @@ TEST(SenmlScan, DeclinedPayloadsParseThroughSimdjson) {
   STRCMP_EQUAL("a SenML pack is a JSON array of records, got an object", err.reason.c_str());
   CHECK_TRUE(none.empty());
 }
+
+// The scratch stays between ordinary packs and is freed after an unusually large one; a pack
+// scanned after either reads the same.
+TEST(SenmlScan, ScratchIsKeptForOrdinaryPacksAndFreedAfterALargeOne) {
+  SenmlPack pack;
+  const std::string small = R"([{"n":"a","v":1},{"n":"b","v":2}])";
+  CHECK_TRUE(ScanSenmlPack(small, &pack));
+  pack.TrimScratch();
+  CHECK(!pack.fields.empty());  // kept: the next pack allocates nothing
+  std::string large = "[";
+  for (int i = 0; i < 3000; ++i) large += std::string(i ? "," : "") + "{\"n\":\"s" + std::to_string(i) + "\",\"v\":" + std::to_string(i) + "}";
+  large += "]";
+  CHECK_TRUE(ScanSenmlPack(large, &pack));
+  LONGS_EQUAL(3000, pack.ends.size());
+  LONGS_EQUAL(6000, pack.ends.back());
+  pack.TrimScratch();
+  CHECK_TRUE(pack.fields.empty());
+  CHECK_TRUE(pack.scan_copy.capacity() <= 64 * 1024);
+  CheckScannedLikeSimdjson(small);
+  CheckScannedLikeSimdjson(large);
+}

@@ -1,7 +1,7 @@
 // Payload parsers for message-based inputs (MQTT): SenML JSON (RFC 8428), a plain number, and a
 // JSON object (or array of objects) whose value, time, sensor and unit are found by JSON pointers
 // (RFC 6901). Parsing is done with simdjson, except SenML packs in their common shape, which a
-// single-pass scanner reads in place to the same records (PAYLOADS.md, "Cost"); a parser keeps
+// single-pass scanner reads to the same records (PAYLOADS.md, "Cost"); a parser keeps
 // its buffers between messages, so a steady stream allocates only the Readings it produces. The format is documented in
 // firmware-bridge/PAYLOADS.md.
 //
