@@ -52,10 +52,20 @@ struct Scanner {
     ++p;
     return true;
   }
+  // `c` after optional whitespace (machine-written JSON mostly has none: one comparison then).
+  bool Tok(char c) {
+    if (*p != c) {
+      if (!(Class() & kWs)) return false;
+      Ws();
+      if (*p != c) return false;
+    }
+    ++p;
+    return true;
+  }
   // A string with no escape, no control character and no byte above 0x7F (simdjson validates
   // those; the scanner leaves them to it).
   bool Str(std::string_view* out) {
-    if (!Eat('"')) return false;
+    if (!Tok('"')) return false;
     const char* b = p;
     while (Class() & kPlain) ++p;
     if (*p != '"') return false;
@@ -115,7 +125,17 @@ struct Scanner {
     *out = neg ? -d : d;  // a decimal "-0.0" is -0.0, as in simdjson
     return true;
   }
+  // `w`, compared byte by byte: a shorter input stops at its NUL and nothing after it is read
+  // (memcmp may read all of `w`'s length).
+  bool Word(const char* w) {
+    const char* q = p;
+    for (; *w != '\0'; ++w, ++q)
+      if (*q != *w) return false;
+    p = q;
+    return true;
+  }
   bool Value(JValue* v) {
+    if (Class() & kWs) Ws();
     switch (*p) {
       case '"':
         v->type = JType::kString;
@@ -123,15 +143,11 @@ struct Scanner {
       case 't':
         v->type = JType::kBool;
         v->b = true;
-        if (std::memcmp(p, "true", 4) != 0) return false;  // the NUL stops a shorter match
-        p += 4;
-        return true;
+        return Word("true");
       case 'f':
         v->type = JType::kBool;
         v->b = false;
-        if (std::memcmp(p, "false", 5) != 0) return false;
-        p += 5;
-        return true;
+        return Word("false");
       default:
         v->type = JType::kNumber;
         return Num(&v->num);
@@ -149,38 +165,23 @@ bool ScanSenmlPack(std::string_view json, SenmlPack* pack) {
   Scanner s{buf.data()};
   std::vector<JField>& fields = pack->fields;
   size_t n = 0;
-  s.Ws();
-  if (!s.Eat('[')) return false;
-  s.Ws();
-  if (!s.Eat(']')) {
+  if (!s.Tok('[')) return false;
+  if (!s.Tok(']')) {
     for (;;) {
-      if (!s.Eat('{')) return false;
-      s.Ws();
-      if (!s.Eat('}')) {
+      if (!s.Tok('{')) return false;
+      if (!s.Tok('}')) {
         for (;;) {
           if (n == fields.size()) fields.resize(fields.size() * 2 + 64);
           JField& f = fields[n++];
-          if (!s.Str(&f.key)) return false;
-          s.Ws();
-          if (!s.Eat(':')) return false;
-          s.Ws();
-          if (!s.Value(&f.val)) return false;
-          s.Ws();
-          if (s.Eat(',')) {
-            s.Ws();
-            continue;
-          }
-          if (s.Eat('}')) break;
+          if (!s.Str(&f.key) || !s.Tok(':') || !s.Value(&f.val)) return false;
+          if (s.Tok(',')) continue;
+          if (s.Tok('}')) break;
           return false;
         }
       }
       pack->ends.push_back(static_cast<uint32_t>(n));
-      s.Ws();
-      if (s.Eat(',')) {
-        s.Ws();
-        continue;
-      }
-      if (s.Eat(']')) break;
+      if (s.Tok(',')) continue;
+      if (s.Tok(']')) break;
       return false;
     }
   }

@@ -93,7 +93,7 @@ TEST(SenmlScan, DeclinesWhatItDoesNotReadItself) {
   for (const char* bad : {"", "[", "[{", "[{}", "[{},]", "[,{}]", "[{\"v\":01}]", "[{\"v\":1.}]", "[{\"v\":.5}]",
                           "[{\"v\":+1}]", "[{\"v\":-}]", "[{\"v\":1e}]", "[{\"v\":1x}]", "[{\"v\":tru}]",
                           "[{\"v\":truex}]", "[{\"v\" 1}]", "[{\"v\":1,}]", "[{\"n\":\"a\tb\"}]", "[] []", "[]x",
-                          "[{\"n\":\"unterminated}]", "\xEF\xBB\xBF[]"})
+                          "[{\"n\":\"unterminated}]", "\xEF\xBB\xBF[]", "[{\"v\":t", "[{\"v\":fals", "[{\"v\":tr"})
     CheckDeclined(bad);
 }
 
