@@ -461,11 +461,14 @@ bool PayloadParser::Parse(std::string_view payload, std::string_view topic_senso
   if (opt_.format == PayloadFormat::kNumber) return ParseNumber(opt_, payload, c, out);
   // SenML in its common shape is read by the scanner; anything else (and every payload
   // that is not valid JSON) goes through simdjson.
-  if (opt_.format == PayloadFormat::kSenml && ScanSenmlPack(payload, &impl_->pack)) {
-    const bool ok = ParseSenml(impl_->senml, opt_, impl_->pack, c, out);
-    impl_->pack.TrimScratch();
-    return ok;
-  }
+  // Whatever the outcome, the pack's scratch is trimmed when the message is done (a long
+  // payload that turned out not to be JSON included).
+  struct Trim {
+    SenmlPack& pack;
+    ~Trim() { pack.TrimScratch(); }
+  } trim{impl_->pack};
+  if (opt_.format == PayloadFormat::kSenml && ScanSenmlPack(payload, &impl_->pack))
+    return ParseSenml(impl_->senml, opt_, impl_->pack, c, out);
   std::string_view padded = impl_->Pad(payload);
   dom::element root;
   simdjson::error_code ec = impl_->parser.parse(padded.data(), padded.size(), false).get(root);
@@ -473,9 +476,7 @@ bool PayloadParser::Parse(std::string_view payload, std::string_view topic_senso
     return c.Fail("parse", std::string("not valid JSON: ") + simdjson::error_message(ec), topic_sensor);
   if (opt_.format == PayloadFormat::kSenml) {
     FlattenSenmlPack(root, &impl_->pack);
-    const bool ok = ParseSenml(impl_->senml, opt_, impl_->pack, c, out);
-    impl_->pack.TrimScratch();
-    return ok;
+    return ParseSenml(impl_->senml, opt_, impl_->pack, c, out);
   }
   return ParseJson(opt_, root, c, out);
 }

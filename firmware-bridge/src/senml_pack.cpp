@@ -2,6 +2,7 @@
 
 #include <array>
 #include <bit>
+#include <cfloat>
 #include <cstring>
 
 namespace edgepipe::fb {
@@ -24,6 +25,11 @@ namespace {
 constexpr double kPow10[] = {1e0,  1e1,  1e2,  1e3,  1e4,  1e5,  1e6,  1e7,  1e8,  1e9,  1e10, 1e11,
                              1e12, 1e13, 1e14, 1e15, 1e16, 1e17, 1e18, 1e19, 1e20, 1e21, 1e22};
 constexpr uint64_t kMaxExactMantissa = uint64_t{1} << 53;
+#if defined(FLT_EVAL_METHOD) && (FLT_EVAL_METHOD == 0 || FLT_EVAL_METHOD == 1)
+constexpr bool kExactDivision = true;
+#else
+constexpr bool kExactDivision = false;
+#endif
 
 bool IsDigit(char c) { return static_cast<unsigned char>(c - '0') <= 9; }
 
@@ -75,7 +81,7 @@ struct Scanner {
   }
   // A JSON number whose value is exact without a general decimal-to-binary conversion: an
   // integer of at most 18 digits (simdjson's int64, read as a double), or a decimal whose digits
-  // make at most 2^53 and whose power of ten is within 10^±22 (one correctly rounded
+  // make less than 2^53 and whose power of ten is within 10^±22 (one correctly rounded
   // multiplication or division, the value simdjson computes). Anything else goes to simdjson.
   bool Num(double* out) {
     const bool neg = Eat('-');
@@ -119,7 +125,10 @@ struct Scanner {
       *out = neg && m != 0 ? -d : d;
       return true;
     }
-    if (m > kMaxExactMantissa || exp10 < -22 || exp10 > 22) return false;
+    // Below 2^53 and within 10^+-22 exactly as simdjson's own fast path (other values it rounds
+    // by a slower route, left to it); and only where double arithmetic is not carried out in a
+    // wider type (FLT_EVAL_METHOD 0 or 1, as on x86-64 and ARM; simdjson checks the same).
+    if (!kExactDivision || m >= kMaxExactMantissa || exp10 < -22 || exp10 > 22) return false;
     double d = static_cast<double>(m);
     d = exp10 < 0 ? d / kPow10[-exp10] : d * kPow10[exp10];
     *out = neg ? -d : d;  // a decimal "-0.0" is -0.0, as in simdjson

@@ -26,7 +26,7 @@ struct JValue {
   JType type = JType::kNull;
   bool b = false;            // kBool
   double num = 0;            // kNumber, as simdjson's get_double() gives it
-  std::string_view str;      // kString; points into the payload or simdjson's document
+  std::string_view str;      // kString; points into SenmlPack::scan_copy or simdjson's document
 };
 
 struct JField {
@@ -34,6 +34,9 @@ struct JField {
   JValue val;
 };
 
+// Scanned strings point into the pack's own scan_copy: a copy or a move of a scanned pack still
+// points into the original's (and a short copy is moved by value, leaving them dangling), so a
+// scanned pack is read where it was filled.
 struct SenmlPack {
   JType root = JType::kArray;   // not kArray: the payload is not a pack (nothing else is set)
   // The fields of every record, in order: record i's are [ends[i-1], ends[i]) (ends[-1] = 0).
@@ -45,10 +48,13 @@ struct SenmlPack {
   bool stopped = false;
   JType stop_type = JType::kNull;
   std::string scan_copy;  // ScanSenmlPack's copy of the payload (strings point into it)
-  // Frees the scratch after an unusually large pack (kept otherwise, so a steady stream of
-  // packs allocates nothing): up to 4,096 fields and 64 KiB of payload copy stay.
+  // Ends the use of the pack (it is empty afterwards) and frees the scratch after an unusually
+  // large one (kept otherwise, so a steady stream of packs allocates nothing): up to 4,096
+  // fields and records and 64 KiB of payload copy stay.
   void TrimScratch() {
+    Clear();
     if (fields.size() > 4096) std::vector<JField>().swap(fields);
+    if (ends.capacity() > 4096) std::vector<uint32_t>().swap(ends);
     if (scan_copy.capacity() > 64 * 1024) std::string().swap(scan_copy);
   }
   void Clear() {

@@ -62,7 +62,7 @@ TEST(SenmlScan, NumbersAreBitForBitSimdjsons) {
       "0", "-0", "0.0", "-0.0", "1", "-1", "21.37", "-4.5", "0.001", "1700000000.123", "1700000000.123456",
       "1e5", "1E5", "1e+5", "1e-5", "1.5E+3", "-2.5e-3", "1e22", "1e-22", "9007199254740992", "9007199254740993",
       "123456789012345678", "-123456789012345678", "0.1", "0.2", "0.3", "4503599627370497.5", "1234567.891",
-      "0.000000000000000001", "0e5", "-0e-5", "99999999999999.9999"};
+      "0.000000000000000001", "0e5", "-0e-5", "99999999999999.9999", "9007199254740.991", "9007199254740.992"};
   for (const char* n : numbers) {
     const std::string json = std::string("[{\"v\":") + n + "}]";
     SenmlPack scanned;
@@ -87,6 +87,7 @@ TEST(SenmlScan, DeclinesWhatItDoesNotReadItself) {
   CheckDeclined(R"({"n":"a","v":1})");
   CheckDeclined(R"([{"v":1234567890123456789}])");    // 19 digits
   CheckDeclined(R"([{"v":12345678901234567.5}])");    // beyond 2^53 as digits
+  CheckDeclined(R"([{"v":9007199254740.992}])");      // digits of exactly 2^53: simdjson's slow path
   CheckDeclined(R"([{"v":1e23}])");                    // beyond 10^22
   CheckDeclined(R"([{"v":1e-23}])");
   // Not JSON at all: simdjson words the error.
@@ -132,6 +133,7 @@ TEST(SenmlScan, ScratchIsKeptForOrdinaryPacksAndFreedAfterALargeOne) {
   CHECK_TRUE(ScanSenmlPack(small, &pack));
   pack.TrimScratch();
   CHECK(!pack.fields.empty());  // kept: the next pack allocates nothing
+  CHECK_TRUE(pack.ends.empty());  // and the pack is empty: nothing refers to the scratch
   std::string large = "[";
   for (int i = 0; i < 3000; ++i) large += std::string(i ? "," : "") + "{\"n\":\"s" + std::to_string(i) + "\",\"v\":" + std::to_string(i) + "}";
   large += "]";
