@@ -46,23 +46,10 @@ bool SecondsToUs(double s, int64_t* us) {
   return true;
 }
 
-const char* TypeName(dom::element_type t) {
-  switch (t) {
-    case dom::element_type::ARRAY: return "an array";
-    case dom::element_type::OBJECT: return "an object";
-    case dom::element_type::INT64:
-    case dom::element_type::UINT64:
-    case dom::element_type::DOUBLE: return "a number";
-    case dom::element_type::STRING: return "a string";
-    case dom::element_type::BOOL: return "a boolean";
-    case dom::element_type::NULL_VALUE: return "null";
-  }
-  return "?";
-}
+// simdjson's types named as in every error message (the SenML pack reader's words).
+const char* TypeName(dom::element_type t) { return JTypeName(JTypeOf(t)); }
 
-bool IsNumber(dom::element_type t) {
-  return t == dom::element_type::INT64 || t == dom::element_type::UINT64 || t == dom::element_type::DOUBLE;
-}
+bool IsNumber(dom::element_type t) { return JTypeOf(t) == JType::kNumber; }
 
 }  // namespace
 
@@ -461,12 +448,14 @@ bool PayloadParser::Parse(std::string_view payload, std::string_view topic_senso
   if (opt_.format == PayloadFormat::kNumber) return ParseNumber(opt_, payload, c, out);
   // SenML in its common shape is read by the scanner; anything else (and every payload
   // that is not valid JSON) goes through simdjson.
-  // Whatever the outcome, the pack's scratch is trimmed when the message is done (a long
+  // Whatever the outcome, a SenML message's pack scratch is trimmed when it is done (a long
   // payload that turned out not to be JSON included).
   struct Trim {
-    SenmlPack& pack;
-    ~Trim() { pack.TrimScratch(); }
-  } trim{impl_->pack};
+    SenmlPack* pack;
+    ~Trim() {
+      if (pack) pack->TrimScratch();
+    }
+  } trim{opt_.format == PayloadFormat::kSenml ? &impl_->pack : nullptr};
   if (opt_.format == PayloadFormat::kSenml && ScanSenmlPack(payload, &impl_->pack))
     return ParseSenml(impl_->senml, opt_, impl_->pack, c, out);
   std::string_view padded = impl_->Pad(payload);

@@ -198,9 +198,7 @@ bool ScanSenmlPack(std::string_view json, SenmlPack* pack) {
   return s.p == buf.data() + buf.size();
 }
 
-namespace {
-
-JType TypeOf(simdjson::dom::element_type t) {
+JType JTypeOf(simdjson::dom::element_type t) {
   using ET = simdjson::dom::element_type;
   switch (t) {
     case ET::ARRAY: return JType::kArray;
@@ -215,11 +213,10 @@ JType TypeOf(simdjson::dom::element_type t) {
   return JType::kNull;
 }
 
-}  // namespace
 
 void FlattenSenmlPack(simdjson::dom::element root, SenmlPack* pack) {
   pack->Clear();
-  pack->root = TypeOf(root.type());
+  pack->root = JTypeOf(root.type());
   if (pack->root != JType::kArray) return;
   // value_unsafe() below: each conversion is to the element's own type, which cannot fail.
   const simdjson::dom::array arr = root.get_array().value_unsafe();
@@ -228,7 +225,7 @@ void FlattenSenmlPack(simdjson::dom::element root, SenmlPack* pack) {
     simdjson::dom::object rec;
     if (rec_el.get_object().get(rec) != simdjson::SUCCESS) {
       pack->stopped = true;
-      pack->stop_type = TypeOf(rec_el.type());
+      pack->stop_type = JTypeOf(rec_el.type());
       return;
     }
     for (simdjson::dom::key_value_pair kv : rec) {
@@ -236,7 +233,7 @@ void FlattenSenmlPack(simdjson::dom::element root, SenmlPack* pack) {
       JField& f = pack->fields[n++];
       f = JField{};
       f.key = kv.key;
-      f.val.type = TypeOf(kv.value.type());
+      f.val.type = JTypeOf(kv.value.type());
       switch (f.val.type) {
         case JType::kNumber: f.val.num = kv.value.get_double().value_unsafe(); break;
         case JType::kString: f.val.str = kv.value.get_string().value_unsafe(); break;

@@ -21,6 +21,7 @@ namespace edgepipe::fb {
 
 enum class JType : uint8_t { kArray, kObject, kNumber, kString, kBool, kNull };
 const char* JTypeName(JType t);  // "an array", "a number", ... (for error messages)
+JType JTypeOf(simdjson::dom::element_type t);  // simdjson's three number types are one
 
 struct JValue {
   JType type = JType::kNull;
