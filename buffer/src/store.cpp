@@ -475,9 +475,17 @@ Status Store::Impl::CommitQueue(std::unique_lock<std::mutex>& lock) {
 void Store::Impl::KeepSpareChunks(Pending& committed) {
   for (auto& [hour, data] : committed.hours) {
     if (spare_chunks.size() >= kMaxSpareChunks || data.MemoryBytes() > kMaxSpareChunkBytes) break;
+    if (data.MemoryBytes() == 0) continue;  // moved to recent_chunks: nothing to reuse
     data.Clear();
     spare_chunks.push_back(std::move(data));
   }
+}
+
+void Store::Impl::RecycleChunk(ChunkData&& data) {
+  data.Clear();
+  std::lock_guard<std::mutex> lock(mu);
+  if (spare_chunks.size() < kMaxSpareChunks && data.MemoryBytes() <= kMaxSpareChunkBytes)
+    spare_chunks.push_back(std::move(data));
 }
 
 bool Store::Impl::CanCommitInline(uint64_t ticket) const {

@@ -256,21 +256,30 @@ Result<std::optional<Batch>> Store::Impl::LoadBatch(uint64_t id, bool columns) {
     SeriesIndex series;  // each series named once in the batch, whatever the number of chunks
     ChunkData& data = load_chunk;
     while ((rc = c.Step()) == SQLITE_ROW) {
-      Status decoded = DecodeChunkDataInto(c.Blob(1), &data, &load_raw);
-      if (!decoded.ok()) {
-        const int64_t chunk_id = c.Int(0);
-        c.Reset();
-        EP_RETURN_IF_ERROR(SetAsideDamaged(chunk_id, decoded.message(), id));
-        return LoadBatch(id, columns);  // the same batch without that chunk, with a gap record for it
-      }
-      if (columns) {
-        data.AppendColumnsTo(&batch.columns, &series);
+      const int64_t chunk_id = c.Int(0);
+      // Committed by this connection and unchanged since: its data, not decoded again.
+      std::optional<ChunkData> recent = TakeRecent(chunk_id, c.Blob(1));
+      if (recent) {
+        ++chunks_loaded_from_memory;
       } else {
-        data.AppendReadingsTo(&batch.readings);
+        Status decoded = DecodeChunkDataInto(c.Blob(1), &data, &load_raw);
+        if (!decoded.ok()) {
+          c.Reset();
+          EP_RETURN_IF_ERROR(SetAsideDamaged(chunk_id, decoded.message(), id));
+          return LoadBatch(id, columns);  // the same batch without that chunk, with a gap record for it
+        }
+        ++chunks_loaded_decoded;
       }
-      for (const SeriesColumns& sc : data.series())
+      const ChunkData& chunk = recent ? *recent : data;
+      if (columns) {
+        chunk.AppendColumnsTo(&batch.columns, &series);
+      } else {
+        chunk.AppendReadingsTo(&batch.readings);
+      }
+      for (const SeriesColumns& sc : chunk.series())
         for (uint32_t q : sc.quality)
           if (q != 0) ++batch.quality.flagged;
+      if (recent) RecycleChunk(std::move(*recent));
     }
     // Emptied (the last chunk's texts freed) and kept for the next batch, unless one unusually
     // large chunk made it big.

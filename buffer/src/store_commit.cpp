@@ -29,6 +29,10 @@ constexpr int64_t kReserveBytes = 512 << 10;
 // The WAL hook reads the file system's free space at most this often while it has at least
 // kFsFreshBelow free (the WAL can grow by a few MiB in that time; with less free, every time).
 constexpr int64_t kFsCheckUs = 100'000;
+// The committed chunks kept in memory for the batch loader (Store::Impl::recent_chunks): a few
+// commits' worth at a high rate (a group of 10,000 readings of 800 series holds ~0.6 MiB), all of
+// a batch at a low one.
+constexpr size_t kMaxRecentChunkBytes = 8u << 20;
 constexpr uint64_t kFsFreshBelow = 256ull << 20;
 
 // Rough size of what a quarantine row adds to the database.
@@ -560,6 +564,7 @@ Status Store::Impl::CommitWork(Pending& work, bool* uncertain) {
       if (chunk_base < 0) ++commit_seq;
       LimitWalOverhang();
       pending_chunks.insert(pending_chunks.end(), added.begin(), added.end());
+      RememberCommitted(work, blobs, added);
       for (const ChunkMeta& m : added) newest_hour = std::max(newest_hour, m.hour);
       disk_full = false;
       UpdateFullState();
@@ -607,6 +612,34 @@ Status Store::Impl::CommitWork(Pending& work, bool* uncertain) {
     }
     return s;
   }
+}
+
+void Store::Impl::RememberCommitted(Pending& work, std::vector<std::pair<int64_t, std::string>>& blobs,
+                                    const std::vector<ChunkMeta>& added) {
+  for (size_t i = 0; i < added.size() && i < blobs.size(); ++i) {
+    auto it = work.hours.find(blobs[i].first);
+    if (it == work.hours.end()) continue;
+    const size_t bytes = it->second.MemoryBytes() + blobs[i].second.capacity();
+    if (bytes > kMaxRecentChunkBytes) continue;  // decoded from its row when loaded
+    while (!recent_chunks.empty() && recent_bytes + bytes > kMaxRecentChunkBytes) {
+      recent_bytes -= recent_chunks.front().bytes;
+      recent_chunks.pop_front();
+    }
+    recent_chunks.push_back(RecentChunk{added[i].id, std::move(blobs[i].second), std::move(it->second), bytes});
+    recent_bytes += bytes;
+  }
+}
+
+std::optional<ChunkData> Store::Impl::TakeRecent(int64_t id, std::string_view blob) {
+  for (auto it = recent_chunks.begin(); it != recent_chunks.end(); ++it) {
+    if (it->id != id) continue;
+    std::optional<ChunkData> out;
+    if (it->blob == blob) out = std::move(it->data);
+    recent_bytes -= it->bytes;
+    recent_chunks.erase(it);
+    return out;
+  }
+  return std::nullopt;
 }
 
 Result<bool> Store::Impl::ResolveUncertain() {

@@ -29,9 +29,11 @@
 #include <atomic>
 #include <chrono>
 #include <condition_variable>
+#include <deque>
 #include <map>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <set>
 #include <string>
 #include <thread>
@@ -177,6 +179,29 @@ struct Store::Impl {
   // The batch loader's decoding space, reused chunk after chunk (LoadBatch).
   ChunkData load_chunk;
   std::string load_raw;
+  // Chunks this connection committed, kept as written (the blob) and as data until the batch
+  // loader reads them back: LoadBatch takes a chunk from here when the row's bytes are exactly
+  // the blob (so a chunk changed since, by a merge, a split or another process, is decoded from
+  // the row as before), instead of decompressing and decoding what it just encoded. Oldest
+  // first, at most kMaxRecentChunkBytes of memory (store_commit.cpp); a chunk not read back
+  // before that only costs its decode later.
+  struct RecentChunk {
+    int64_t id = 0;
+    std::string blob;
+    ChunkData data;
+    size_t bytes = 0;  // memory counted against the bound
+  };
+  std::deque<RecentChunk> recent_chunks;
+  size_t recent_bytes = 0;
+  uint64_t chunks_loaded_from_memory = 0;  // LoadBatch: chunks taken from recent_chunks...
+  uint64_t chunks_loaded_decoded = 0;      // ...and decoded from their rows
+  void RememberCommitted(Pending& work, std::vector<std::pair<int64_t, std::string>>& blobs,
+                         const std::vector<ChunkMeta>& added);
+  // The committed data of chunk `id` if `blob` is exactly what was written for it (removed from
+  // recent_chunks: the caller owns it); otherwise nothing.
+  std::optional<ChunkData> TakeRecent(int64_t id, std::string_view blob);
+  // An emptied chunk offered back to the commit queue's spares (takes `mu`).
+  void RecycleChunk(ChunkData&& data);
   bool io_failed = false;        // IO_ERROR: no writes through this connection
   // Statements of the commit path, prepared once per connection (a prepare costs about as much
   // as inserting a small chunk). Finalized by CloseDb.

@@ -100,6 +100,8 @@ void Store::Impl::CloseDb() {
   main_file_bytes = -1;
   fs_checked_mono = 0;
   page_counts = PageCounts();  // a new connection counts its changes from zero
+  recent_chunks.clear();       // what this connection committed (a reopen may find another file)
+  recent_bytes = 0;
   if (!db) return;
   // After an I/O error nothing may be written through this connection, not even the
   // checkpoint SQLite runs when the last connection closes; the next open recovers from the WAL.

@@ -72,6 +72,9 @@ Stats Store::GetStats() {
   }
   {
     std::lock_guard<std::mutex> lock(impl_->db_mu);
+    st.chunks_loaded_from_memory = impl_->chunks_loaded_from_memory;
+    st.chunks_loaded_decoded = impl_->chunks_loaded_decoded;
+    st.recent_chunk_bytes = impl_->recent_bytes;
     if (impl_->io_failed) {
       st.last_error = impl_->io_error.ToString();
     } else {

@@ -12,6 +12,7 @@
 #include <tuple>
 #include <thread>
 
+#include "chunk_codec.h"
 #include "edgepipe/core/log.h"
 #include "edgepipe/core/time_util.h"
 #include "test_util.h"
@@ -822,4 +823,102 @@ TEST(Store, AnUndecodableChunkIsSetAsideAsAGapAndTheBatchStillGoesOut) {
   LONGS_EQUAL(1, st.damaged_chunks);
   LONGS_EQUAL(2, st.readings_corrupt);
   LONGS_EQUAL(3, st.readings_committed);
+}
+
+// LoadBatch takes the chunks this process committed from memory (Store::Impl::recent_chunks)
+// rather than decoding their rows again: the batch must hold exactly the readings appended.
+TEST(Store, ABatchOfChunksCommittedByThisProcessComesFromMemoryWithTheSameReadings) {
+  auto store = OpenStore(path(), &clock);
+  std::vector<Reading> in;  // two hours, two commits: four chunks
+  for (int commit = 0; commit < 2; ++commit) {
+    std::vector<Reading> part;
+    for (int i = 0; i < 40; ++i) {
+      const int k = commit * 40 + i;
+      Reading r = R("s" + std::to_string(k % 5), kHour0 + (k % 2) * kUsPerHour + k * 1000, 20.0 + k * 0.125);
+      if (k % 7 == 0) r.quality = kQualityStuck;
+      if (k % 11 == 0) {
+        r.type = ValueType::kString;
+        r.text = "state " + std::to_string(k);
+      }
+      part.push_back(r);
+    }
+    CHECK_TRUE(store->WaitDurable(*store->Append(part)).ok());
+    in.insert(in.end(), part.begin(), part.end());
+  }
+  CHECK_TRUE(store->GetStats().recent_chunk_bytes > 0);
+  for (int hour = 0; hour < 2; ++hour) {
+    std::vector<Reading> want;
+    for (const Reading& r : in)
+      if (r.ts_us / kUsPerHour == kHour0 / kUsPerHour + hour) want.push_back(r);
+    BatchPolicy p = Policy();
+    p.columns = hour == 1;  // both ways of loading
+    auto b = store->LeaseBatch(p, true);
+    CHECK_TRUE_TEXT(b.ok(), b.status().ToString().c_str());
+    CHECK_TRUE(b->has_value());
+    std::vector<Reading> got = p.columns ? (*b)->columns.ToReadings() : (*b)->readings;
+    LONGS_EQUAL(want.size(), got.size());
+    for (size_t i = 0; i < want.size(); ++i) CHECK_TRUE_TEXT(want[i] == got[i], want[i].sensor.c_str());
+    size_t flagged = 0;
+    for (const Reading& r : want) flagged += r.quality != 0;
+    LONGS_EQUAL(flagged, (*b)->quality.flagged);
+  }
+  Stats st = store->GetStats();
+  LONGS_EQUAL(4, st.chunks_loaded_from_memory);
+  LONGS_EQUAL(0, st.chunks_loaded_decoded);
+  LONGS_EQUAL(0, st.recent_chunk_bytes);  // handed over, nothing kept
+}
+
+// The memory copy is used only while the row holds exactly the bytes written: a chunk changed
+// since (here by another connection) is decoded from its row.
+TEST(Store, AChunkChangedOnDiskAfterItsCommitIsReadFromTheRowNotFromMemory) {
+  auto store = OpenStore(path(), &clock);
+  std::vector<Reading> written, replaced;
+  for (int i = 0; i < 20; ++i) {
+    written.push_back(R("s", kHour0 + i * 1000, i));
+    replaced.push_back(R("s", kHour0 + i * 1000, 100 + i));
+  }
+  CHECK_TRUE(store->WaitDurable(*store->Append(written)).ok());
+  {
+    ChunkEncoder enc;
+    const std::string blob = enc.Encode(replaced);
+    sqlite3* db = nullptr;
+    LONGS_EQUAL(SQLITE_OK, sqlite3_open(path().c_str(), &db));
+    sqlite3_stmt* st = nullptr;
+    LONGS_EQUAL(SQLITE_OK, sqlite3_prepare_v2(db, "UPDATE chunks SET data = ? WHERE id = (SELECT MIN(id) FROM chunks)",
+                                              -1, &st, nullptr));
+    sqlite3_bind_blob(st, 1, blob.data(), static_cast<int>(blob.size()), SQLITE_TRANSIENT);
+    LONGS_EQUAL(SQLITE_DONE, sqlite3_step(st));
+    sqlite3_finalize(st);
+    LONGS_EQUAL(1, sqlite3_changes(db));
+    sqlite3_close(db);
+  }
+  auto b = store->LeaseBatch(Policy(), true);
+  CHECK_TRUE_TEXT(b.ok(), b.status().ToString().c_str());
+  CHECK_TRUE(b->has_value());
+  CHECK_TRUE(replaced == (*b)->readings);
+  Stats st = store->GetStats();
+  LONGS_EQUAL(0, st.chunks_loaded_from_memory);
+  LONGS_EQUAL(1, st.chunks_loaded_decoded);
+  LONGS_EQUAL(0, st.recent_chunk_bytes);  // the stale copy is dropped
+}
+
+// A chunk split by a smaller batch keeps its id with new bytes (the tail) and gives a new row
+// (the head): neither matches what was committed, both are decoded, nothing is lost or doubled.
+TEST(Store, ASplitChunkIsDecodedFromItsRowsAndEveryReadingComesOnce) {
+  auto store = OpenStore(path(), &clock);
+  std::vector<Reading> in;
+  for (int i = 0; i < 25; ++i) in.push_back(R("s" + std::to_string(i % 3), kHour0 + i * 1000, i * 0.5));
+  CHECK_TRUE(store->WaitDurable(*store->Append(in)).ok());
+  std::vector<Reading> got;
+  for (int k = 0; k < 2; ++k) {
+    auto b = store->LeaseBatch(Policy(15), true);
+    CHECK_TRUE_TEXT(b.ok(), b.status().ToString().c_str());
+    CHECK_TRUE(b->has_value());
+    got.insert(got.end(), (*b)->readings.begin(), (*b)->readings.end());
+    CHECK_TRUE(store->AckBatch((*b)->id, DeliveryReceipt{"k", 1, "x", "", 1}).ok());
+  }
+  CHECK_TRUE(in == got);
+  Stats st = store->GetStats();
+  LONGS_EQUAL(0, st.chunks_loaded_from_memory);
+  LONGS_EQUAL(2, st.chunks_loaded_decoded);
 }

@@ -98,6 +98,11 @@ struct Stats {
   uint64_t merges = 0;               // merge transactions
   uint64_t evictions = 0;            // eviction transactions
   uint64_t reopens = 0;              // reopens after an I/O error
+  // Chunks LoadBatch took from the data this process committed (byte-identical rows), and
+  // chunks it decoded from their rows; the memory that committed data holds meanwhile.
+  uint64_t chunks_loaded_from_memory = 0;
+  uint64_t chunks_loaded_decoded = 0;
+  uint64_t recent_chunk_bytes = 0;
   std::string state;                 // "ok", "full", "io_error" (docs/operations.md)
   std::string last_error;            // the last commit error, "" when none
   int64_t last_ack_time_us = 0;
