@@ -23,6 +23,11 @@ Result<ChunkData> Store::Impl::ReadChunk(int64_t id) {
   int rc = st.Step();
   if (rc == SQLITE_DONE) return NotFoundError(StrFormat("chunk %lld not found", static_cast<long long>(id)));
   if (rc != SQLITE_ROW) return SqliteStatus(rc, db, "read chunk");
+  // Every path that rewrites or deletes a chunk of this process (merge, split, eviction) reads it
+  // here first: its memory copy, if any, is taken (used when the bytes are unchanged) and so
+  // never outlives the row it mirrors.
+  std::optional<ChunkData> recent = TakeRecent(id, st.Blob(0));
+  if (recent) return std::move(*recent);
   return DecodeChunkData(st.Blob(0));
 }
 

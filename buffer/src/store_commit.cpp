@@ -30,9 +30,9 @@ constexpr int64_t kReserveBytes = 512 << 10;
 // kFsFreshBelow free (the WAL can grow by a few MiB in that time; with less free, every time).
 constexpr int64_t kFsCheckUs = 100'000;
 // The committed chunks kept in memory for the batch loader (Store::Impl::recent_chunks): a few
-// commits' worth at a high rate (a group of 10,000 readings of 800 series holds ~0.6 MiB), all of
-// a batch at a low one.
-constexpr size_t kMaxRecentChunkBytes = 8u << 20;
+// default batches (10,000 readings; of 800 series ~0.6 MiB as a chunk in memory), all of a batch
+// at a low rate.
+constexpr size_t kMaxRecentChunkBytes = 2u << 20;
 constexpr uint64_t kFsFreshBelow = 256ull << 20;
 
 // Rough size of what a quarantine row adds to the database.
@@ -620,11 +620,7 @@ void Store::Impl::RememberCommitted(Pending& work, std::vector<std::pair<int64_t
     auto it = work.hours.find(blobs[i].first);
     if (it == work.hours.end()) continue;
     const size_t bytes = it->second.MemoryBytes() + blobs[i].second.capacity();
-    if (bytes > kMaxRecentChunkBytes) continue;  // decoded from its row when loaded
-    while (!recent_chunks.empty() && recent_bytes + bytes > kMaxRecentChunkBytes) {
-      recent_bytes -= recent_chunks.front().bytes;
-      recent_chunks.pop_front();
-    }
+    if (recent_bytes + bytes > kMaxRecentChunkBytes) continue;  // decoded from its row when loaded
     recent_chunks.push_back(RecentChunk{added[i].id, std::move(blobs[i].second), std::move(it->second), bytes});
     recent_bytes += bytes;
   }

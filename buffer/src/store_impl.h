@@ -179,12 +179,14 @@ struct Store::Impl {
   // The batch loader's decoding space, reused chunk after chunk (LoadBatch).
   ChunkData load_chunk;
   std::string load_raw;
-  // Chunks this connection committed, kept as written (the blob) and as data until the batch
-  // loader reads them back: LoadBatch takes a chunk from here when the row's bytes are exactly
-  // the blob (so a chunk changed since, by a merge, a split or another process, is decoded from
-  // the row as before), instead of decompressing and decoding what it just encoded. Oldest
-  // first, at most kMaxRecentChunkBytes of memory (store_commit.cpp); a chunk not read back
-  // before that only costs its decode later.
+  // Chunks this connection committed, kept as written (the blob) and as data until they are
+  // read back: LoadBatch and ReadChunk take a chunk from here when the row's bytes are exactly
+  // the blob (a chunk changed since, e.g. by another process, is decoded from its row as before)
+  // instead of decompressing and decoding what was just encoded. At most kMaxRecentChunkBytes
+  // (store_commit.cpp): a chunk that does not fit is not kept (it stays one of the commit
+  // queue's spares, and is decoded when loaded), so what is kept is what the loader reads next
+  // when it keeps up with the commits. An entry leaves when its chunk is read (merge, split and
+  // eviction read a chunk before rewriting or deleting it) or the connection closes.
   struct RecentChunk {
     int64_t id = 0;
     std::string blob;

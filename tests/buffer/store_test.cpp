@@ -475,6 +475,12 @@ TEST(Store, SmallCommitsAreMergedAndComeBackUnchangedAndInOrder) {
   std::vector<GapRecord> gaps;
   Drain(*store, Policy(10'000), &out, &gaps);
   CHECK_TRUE(all == out);
+  // The merges read their chunks from memory (and so took them out of it); the merged chunks
+  // were decoded from their rows, the unmerged one of the second hour came from memory.
+  st = store->GetStats();
+  LONGS_EQUAL(0, st.recent_chunk_bytes);
+  LONGS_EQUAL(1, st.chunks_loaded_from_memory);
+  LONGS_EQUAL(2, st.chunks_loaded_decoded);
 }
 
 TEST(Store, ABatchLeasedAsColumnsHoldsTheSameReadingsAsOneLeasedAsReadings) {
