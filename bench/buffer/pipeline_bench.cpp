@@ -193,6 +193,10 @@ double ThroughBuffer(const std::string& dir, int readings, int group, int batch_
   }
   drain(true);
   const double cpu = CpuSeconds() - t0;
+  const buffer::Stats st = (*store)->GetStats();
+  fprintf(stderr, "  (chunks loaded from memory %llu, decoded %llu)\n",
+          static_cast<unsigned long long>(st.chunks_loaded_from_memory),
+          static_cast<unsigned long long>(st.chunks_loaded_decoded));
   if (uploaded != static_cast<uint64_t>(n_packs) * kSensors)
     Die("uploaded " + std::to_string(uploaded) + " of " + std::to_string(n_packs * kSensors) + " readings");
   return cpu;
