@@ -620,6 +620,12 @@ void Store::Impl::RememberCommitted(Pending& work, std::vector<std::pair<int64_t
     auto it = work.hours.find(blobs[i].first);
     if (it == work.hours.end()) continue;
     const size_t bytes = it->second.MemoryBytes() + blobs[i].second.capacity();
+    // A new chunk's id is the largest in the table plus one: a kept one at or above it is gone
+    // from the table (deleted by another process): dropped, so the ids stay ascending.
+    while (!recent_chunks.empty() && recent_chunks.back().id >= added[i].id) {
+      recent_bytes -= recent_chunks.back().bytes;
+      recent_chunks.pop_back();
+    }
     if (recent_bytes + bytes > kMaxRecentChunkBytes) continue;  // decoded from its row when loaded
     recent_chunks.push_back(RecentChunk{added[i].id, std::move(blobs[i].second), std::move(it->second), bytes});
     recent_bytes += bytes;
@@ -627,15 +633,15 @@ void Store::Impl::RememberCommitted(Pending& work, std::vector<std::pair<int64_t
 }
 
 std::optional<ChunkData> Store::Impl::TakeRecent(int64_t id, std::string_view blob) {
-  for (auto it = recent_chunks.begin(); it != recent_chunks.end(); ++it) {
-    if (it->id != id) continue;
-    std::optional<ChunkData> out;
-    if (it->blob == blob) out = std::move(it->data);
-    recent_bytes -= it->bytes;
-    recent_chunks.erase(it);
-    return out;
-  }
-  return std::nullopt;
+  // Kept in ascending id order (RememberCommitted).
+  auto it = std::lower_bound(recent_chunks.begin(), recent_chunks.end(), id,
+                             [](const RecentChunk& r, int64_t v) { return r.id < v; });
+  if (it == recent_chunks.end() || it->id != id) return std::nullopt;
+  std::optional<ChunkData> out;
+  if (it->blob == blob) out = std::move(it->data);
+  recent_bytes -= it->bytes;
+  recent_chunks.erase(it);
+  return out;
 }
 
 Result<bool> Store::Impl::ResolveUncertain() {
