@@ -66,8 +66,16 @@ ceph-mon "${C[@]}" --mkfs -i a --monmap "$D/monmap"
 ceph-mon "${C[@]}" -i a
 # Register the OSD with its uuid and give the same uuid to --mkfs: without it the OSD sometimes
 # boots before the monitor recorded a uuid and is refused ("wrong fsid").
+# The first command right after the monitor started was once refused ("Error EPERM: problem
+# getting command descriptions from mon.": the monitor not ready for clients yet, under ctest -j2
+# beside the sanitizer build): asked again, like the OSD start below. `osd create` with the same
+# uuid is idempotent, so a try whose answer was lost does not make a second OSD.
 OSD_UUID=$(cat /proc/sys/kernel/random/uuid)
-OSD=$(timeout 60 ceph "${C[@]}" osd create "$OSD_UUID")
+for try in $(seq 1 12); do
+  if OSD=$(timeout 60 ceph "${C[@]}" osd create "$OSD_UUID" 2>"$D/log/osd-create.err"); then break; fi
+  [ "$try" = 12 ] && { cat "$D/log/osd-create.err" >&2; false; }
+  if [ "$try" -le 3 ]; then sleep 0.5; elif [ "$try" -le 6 ]; then sleep 1; else sleep 2; fi
+done
 mkdir -p "$D/osd/ceph-$OSD"
 ceph-osd "${C[@]}" -i "$OSD" --mkfs --osd-uuid "$OSD_UUID" >"$D/log/osd-mkfs.out" 2>&1 || { cat "$D/log/osd-mkfs.out" >&2; false; }
 # Ceph 16's OSD sometimes asks the monitor before it learned the cluster fsid and gives up at
