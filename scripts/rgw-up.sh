@@ -67,14 +67,18 @@ ceph-mon "${C[@]}" -i a
 # Register the OSD with its uuid and give the same uuid to --mkfs: without it the OSD sometimes
 # boots before the monitor recorded a uuid and is refused ("wrong fsid").
 # The first command right after the monitor started was once refused ("Error EPERM: problem
-# getting command descriptions from mon.": the monitor not ready for clients yet, under ctest -j2
-# beside the sanitizer build): asked again, like the OSD start below. `osd create` with the same
+# getting command descriptions from mon.": the monitor not ready for clients yet; a fresh clone's
+# native stage, ctest -j2): asked again, like the OSD start below. `osd create` with the same
 # uuid is idempotent, so a try whose answer was lost does not make a second OSD.
+# Twelve tries of a start-up step, backing off from 0.5 s to 2 s (about 16 s in all).
+pause_before_retry() {
+  if [ "$1" -le 3 ]; then sleep 0.5; elif [ "$1" -le 6 ]; then sleep 1; else sleep 2; fi
+}
 OSD_UUID=$(cat /proc/sys/kernel/random/uuid)
 for try in $(seq 1 12); do
   if OSD=$(timeout 60 ceph "${C[@]}" osd create "$OSD_UUID" 2>"$D/log/osd-create.err"); then break; fi
   [ "$try" = 12 ] && { cat "$D/log/osd-create.err" >&2; false; }
-  if [ "$try" -le 3 ]; then sleep 0.5; elif [ "$try" -le 6 ]; then sleep 1; else sleep 2; fi
+  pause_before_retry "$try"
 done
 mkdir -p "$D/osd/ceph-$OSD"
 ceph-osd "${C[@]}" -i "$OSD" --mkfs --osd-uuid "$OSD_UUID" >"$D/log/osd-mkfs.out" 2>&1 || { cat "$D/log/osd-mkfs.out" >&2; false; }
@@ -85,7 +89,7 @@ ceph-osd "${C[@]}" -i "$OSD" --mkfs --osd-uuid "$OSD_UUID" >"$D/log/osd-mkfs.out
 for try in $(seq 1 12); do
   if ceph-osd "${C[@]}" -i "$OSD" >"$D/log/osd-start.out" 2>&1; then break; fi
   [ "$try" = 12 ] && { cat "$D/log/osd-start.out" >&2; false; }
-  if [ "$try" -le 3 ]; then sleep 0.5; elif [ "$try" -le 6 ]; then sleep 1; else sleep 2; fi
+  pause_before_retry "$try"
 done
 radosgw "${C[@]}" -n client.rgw.a
 up=0

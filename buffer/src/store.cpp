@@ -474,8 +474,9 @@ Status Store::Impl::CommitQueue(std::unique_lock<std::mutex>& lock) {
 
 void Store::Impl::KeepSpareChunks(Pending& committed) {
   for (auto& [hour, data] : committed.hours) {
-    if (spare_chunks.size() >= kMaxSpareChunks || data.MemoryBytes() > kMaxSpareChunkBytes) break;
-    if (data.MemoryBytes() == 0) continue;  // moved to recent_chunks: nothing to reuse
+    const size_t bytes = data.MemoryBytes();
+    if (spare_chunks.size() >= kMaxSpareChunks || bytes > kMaxSpareChunkBytes) break;
+    if (bytes == 0) continue;  // moved to recent_chunks: nothing to reuse
     data.Clear();
     spare_chunks.push_back(std::move(data));
   }
