@@ -213,7 +213,6 @@ JType JTypeOf(simdjson::dom::element_type t) {
   return JType::kNull;
 }
 
-
 void FlattenSenmlPack(simdjson::dom::element root, SenmlPack* pack) {
   pack->Clear();
   pack->root = JTypeOf(root.type());
