@@ -475,7 +475,7 @@ Status Store::Impl::CommitQueue(std::unique_lock<std::mutex>& lock) {
 void Store::Impl::KeepSpareChunks(Pending& committed) {
   for (auto& [hour, data] : committed.hours) {
     const size_t bytes = data.MemoryBytes();
-    if (spare_chunks.size() >= kMaxSpareChunks || bytes > kMaxSpareChunkBytes) break;
+    if (!SpareWanted(bytes)) break;
     if (bytes == 0) continue;  // moved to recent_chunks: nothing to reuse
     data.Clear();
     spare_chunks.push_back(std::move(data));
@@ -485,8 +485,11 @@ void Store::Impl::KeepSpareChunks(Pending& committed) {
 void Store::Impl::RecycleChunk(ChunkData&& data) {
   data.Clear();
   std::lock_guard<std::mutex> lock(mu);
-  if (spare_chunks.size() < kMaxSpareChunks && data.MemoryBytes() <= kMaxSpareChunkBytes)
-    spare_chunks.push_back(std::move(data));
+  if (SpareWanted(data.MemoryBytes())) spare_chunks.push_back(std::move(data));
+}
+
+bool Store::Impl::SpareWanted(size_t bytes) const {
+  return spare_chunks.size() < kMaxSpareChunks && bytes <= kMaxSpareChunkBytes;
 }
 
 bool Store::Impl::CanCommitInline(uint64_t ticket) const {

@@ -365,6 +365,8 @@ struct Store::Impl {
   bool CanCommitInline(uint64_t ticket) const;
   // After a commit: empties the committed chunks into spare_chunks (bounded), for reuse.
   void KeepSpareChunks(Pending& committed);
+  // Whether a chunk of `bytes` (ChunkData::MemoryBytes) joins spare_chunks. Caller holds mu.
+  bool SpareWanted(size_t bytes) const;
   Result<uint64_t> Enqueue(Pending&& add, std::span<const Reading> readings, const StateCell* cell = nullptr);
 
   // store_journal.cpp
