@@ -450,12 +450,7 @@ bool PayloadParser::Parse(std::string_view payload, std::string_view topic_senso
   // that is not valid JSON) goes through simdjson.
   // Whatever the outcome, a SenML message's pack scratch is trimmed when it is done (a long
   // payload that turned out not to be JSON included).
-  struct Trim {
-    SenmlPack* pack;
-    ~Trim() {
-      if (pack) pack->TrimScratch();
-    }
-  } trim{opt_.format == PayloadFormat::kSenml ? &impl_->pack : nullptr};
+  const TrimScratchOnExit trim(opt_.format == PayloadFormat::kSenml ? &impl_->pack : nullptr);
   if (opt_.format == PayloadFormat::kSenml && ScanSenmlPack(payload, &impl_->pack))
     return ParseSenml(impl_->senml, opt_, impl_->pack, c, out);
   std::string_view padded = impl_->Pad(payload);

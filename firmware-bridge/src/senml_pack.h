@@ -66,6 +66,20 @@ struct SenmlPack {
   }
 };
 
+// Calls pack->TrimScratch() when it goes out of scope, whatever the way out (null: nothing).
+class TrimScratchOnExit {
+ public:
+  explicit TrimScratchOnExit(SenmlPack* pack) : pack_(pack) {}
+  ~TrimScratchOnExit() {
+    if (pack_) pack_->TrimScratch();
+  }
+  TrimScratchOnExit(const TrimScratchOnExit&) = delete;
+  TrimScratchOnExit& operator=(const TrimScratchOnExit&) = delete;
+
+ private:
+  SenmlPack* pack_;
+};
+
 // The scanner. True: `pack` holds the payload's records. False: the payload is not in the
 // scanner's subset (it may still be valid JSON, or not): use FlattenSenmlPack.
 bool ScanSenmlPack(std::string_view json, SenmlPack* pack);

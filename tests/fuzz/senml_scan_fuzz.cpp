@@ -18,9 +18,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   static SenmlPack scanned, flattened;
   // The scratch is trimmed after every input, as the payload parser does: reuse after a trim
   // (and after a large pack freed it) is exercised too.
-  struct Trim {
-    ~Trim() { scanned.TrimScratch(); }
-  } trim;
+  const TrimScratchOnExit trim(&scanned);
   if (!ScanSenmlPack(json, &scanned)) return 0;
   static simdjson::dom::parser parser;
   const simdjson::padded_string padded(json);
