@@ -27,3 +27,7 @@ edgepipe_size_optimize(fb_mqtt firmware-bridge/src/mqtt_session.cpp)
 edgepipe_size_optimize(fb_sysfs firmware-bridge/src/sysfs.cpp)
 # store_journal.cpp: the replay runs at open; a wait costs a write() syscall either way.
 edgepipe_size_optimize(edgepipe_buffer buffer/src/store_open.cpp buffer/src/store_stats.cpp buffer/src/store_journal.cpp)
+# The simulator is the demo's source (a few readings per tick, never in a field configuration);
+# logging is rate-limited and file reads happen at start and on reload.
+edgepipe_size_optimize(fb_inputs firmware-bridge/src/simulator.cpp)
+edgepipe_size_optimize(edgepipe_core core/src/log.cpp core/src/file_util.cpp)
