@@ -62,6 +62,20 @@ file "$BIN" | sed "s#^$BUILD_DIR/##"
 SIZE=$(stat -c %s "$BUILD_DIR/edgepipe.stripped")
 echo "cross-build: $ARCH stripped edgepipe: $SIZE bytes ($(awk -v s="$SIZE" 'BEGIN { printf "%.2f", s / 1048576 }') MiB)"
 echo "cross-build: $ARCH dynamic dependencies: $("$TRIPLE-readelf" -d "$BIN" | awk '/NEEDED/ {gsub(/[][]/, "", $5); printf "%s ", $5}')"
+if [ "$ARCH" = arm64 ]; then
+  # The file grows in steps of 64 KiB (docs/cross-compiling.md, "Binary size"): report how far the
+  # code segment is from the data segment's page, so that the next step is seen coming.
+  mapfile -t loads < <("$TRIPLE-readelf" -lW "$BIN" | awk '$1 == "LOAD" {print $2, $3, $5}')
+  if [ ${#loads[@]} -ge 2 ]; then
+    read -r _ _ code_size <<< "${loads[0]}"
+    read -r data_off data_va _ <<< "${loads[1]}"
+    if (( data_off < data_va )); then
+      echo "cross-build: arm64 code segment ends about $(( data_off - code_size )) bytes before the next 64 KiB step"
+    else
+      echo "cross-build: arm64 code segment is past a 64 KiB step (the data segment starts on its own page)"
+    fi
+  fi
+fi
 if [ "$ARCH" = arm64 ] && [ "$SIZE" -ge $((2 * 1024 * 1024)) ]; then
   echo "cross-build: FAIL: the aarch64 binary is over the 2 MiB target" >&2
   exit 1
