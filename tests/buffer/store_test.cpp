@@ -37,12 +37,17 @@ Reading R(const std::string& sensor, int64_t ts, double v) {
   return r;
 }
 
-std::unique_ptr<Store> OpenStore(const std::string& path, Clock* clock) {
+// OpenStore's options, for a test that changes one of them.
+Options StoreOptions(const std::string& path, Clock* clock) {
   Options o;
   o.path = path;
   o.clock = clock;
   o.commit_interval_us = 10'000;
-  Result<std::unique_ptr<Store>> s = Store::Open(o);
+  return o;
+}
+
+std::unique_ptr<Store> OpenStore(const std::string& path, Clock* clock) {
+  Result<std::unique_ptr<Store>> s = Store::Open(StoreOptions(path, clock));
   if (!s.ok()) FAIL(s.status().ToString().c_str());
   return std::move(*s);
 }
@@ -834,10 +839,7 @@ TEST(Store, AnUndecodableChunkIsSetAsideAsAGapAndTheBatchStillGoesOut) {
 // LoadBatch takes the chunks this process committed from memory (Store::Impl::recent_chunks)
 // rather than decoding their rows again: the batch must hold exactly the readings appended.
 TEST(Store, ABatchOfChunksCommittedByThisProcessComesFromMemoryWithTheSameReadings) {
-  Options o;
-  o.path = path();
-  o.clock = &clock;
-  o.commit_interval_us = 10'000;
+  Options o = StoreOptions(path(), &clock);
   // No idle merge: hour 0's two chunks would be merged into a new row (decoded when loaded)
   // whenever the writer thread looks before the lease, as it does under qemu on the CI.
   o.merge_target_readings = 1;
