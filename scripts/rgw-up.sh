@@ -70,27 +70,27 @@ ceph-mon "${C[@]}" -i a
 # getting command descriptions from mon.": the monitor not ready for clients yet; a fresh clone's
 # native stage, ctest -j2): asked again, like the OSD start below. `osd create` with the same
 # uuid is idempotent, so a try whose answer was lost does not make a second OSD.
-# Twelve tries of a start-up step, backing off from 0.5 s to 2 s (about 16 s in all).
-pause_before_retry() {
-  if [ "$1" -le 3 ]; then sleep 0.5; elif [ "$1" -le 6 ]; then sleep 1; else sleep 2; fi
+# retry_step LOG COMMAND...: a start-up step tried up to twelve times, backing off from 0.5 s to
+# 2 s (about 16 s in all). Its stderr (and whatever the caller sends there) is appended to LOG,
+# whose end is printed if the last try fails; its stdout stays the caller's.
+retry_step() {
+  local log=$1 try
+  shift
+  for try in $(seq 1 12); do
+    "$@" 2>>"$log" && return 0
+    [ "$try" = 12 ] && { tail -n 20 "$log" >&2; return 1; }
+    if [ "$try" -le 3 ]; then sleep 0.5; elif [ "$try" -le 6 ]; then sleep 1; else sleep 2; fi
+  done
 }
 OSD_UUID=$(cat /proc/sys/kernel/random/uuid)
-for try in $(seq 1 12); do
-  if OSD=$(timeout 60 ceph "${C[@]}" osd create "$OSD_UUID" 2>"$D/log/osd-create.err"); then break; fi
-  [ "$try" = 12 ] && { cat "$D/log/osd-create.err" >&2; false; }
-  pause_before_retry "$try"
-done
+OSD=$(retry_step "$D/log/osd-create.err" timeout 60 ceph "${C[@]}" osd create "$OSD_UUID")
 mkdir -p "$D/osd/ceph-$OSD"
 ceph-osd "${C[@]}" -i "$OSD" --mkfs --osd-uuid "$OSD_UUID" >"$D/log/osd-mkfs.out" 2>&1 || { cat "$D/log/osd-mkfs.out" >&2; false; }
 # Ceph 16's OSD sometimes asks the monitor before it learned the cluster fsid and gives up at
 # once ("handle_command on fsid 00000000-... != ..." in the mon log, "wrong fsid" from the OSD):
 # start it again. Under load (ctest -j2 beside a build) five tries 0.5 s apart were once not
-# enough: twelve, backing off to 2 s (about 16 s in all).
-for try in $(seq 1 12); do
-  if ceph-osd "${C[@]}" -i "$OSD" >"$D/log/osd-start.out" 2>&1; then break; fi
-  [ "$try" = 12 ] && { cat "$D/log/osd-start.out" >&2; false; }
-  pause_before_retry "$try"
-done
+# enough: hence twelve, backing off.
+retry_step "$D/log/osd-start.out" ceph-osd "${C[@]}" -i "$OSD" >>"$D/log/osd-start.out"
 radosgw "${C[@]}" -n client.rgw.a
 up=0
 for _ in $(seq 1 240); do
