@@ -88,7 +88,10 @@ Result<std::optional<uint64_t>> Store::Impl::ClaimReadings(const BatchPolicy& po
   const uint64_t max_readings = std::max<uint64_t>(policy.max_readings, 1);
   const uint64_t max_bytes = std::max<uint64_t>(policy.max_bytes, 1);
   // Candidate chunks of that hour, oldest first, until a limit is reached. When the limit falls
-  // inside a chunk, the chunk is split: its first readings join the batch.
+  // inside a chunk, the batch closes before that chunk if it is already at least half full;
+  // otherwise the chunk is split: its first readings join the batch. A split decodes the chunk
+  // and encodes both parts, which every batch paid when commit groups and batches were of
+  // similar sizes (docs/benchmarks.md, "batches that close before a chunk").
   std::vector<size_t> take;  // indexes into pending_chunks
   uint64_t readings = 0, bytes = 0;
   bool full = false;
@@ -98,6 +101,10 @@ Result<std::optional<uint64_t>> Store::Impl::ClaimReadings(const BatchPolicy& po
     const ChunkMeta& m = pending_chunks[i];
     if (m.hour != hour) continue;
     if (readings + m.count > max_readings || bytes + m.est_bytes > max_bytes) {
+      if (!take.empty() && (readings * 2 >= max_readings || bytes * 2 >= max_bytes)) {
+        full = true;  // half full or more: close here, the chunk stays whole for the next batch
+        break;
+      }
       const uint64_t per = std::max<uint64_t>(m.est_bytes / std::max<uint64_t>(m.count, 1), 1);
       uint64_t room = std::min(max_readings - readings, (max_bytes - std::min(bytes, max_bytes)) / per);
       if (room >= m.count) room = m.count - 1;  // the estimate rounds down; stay below the limit

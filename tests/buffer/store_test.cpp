@@ -632,6 +632,57 @@ TEST(Store, ABatchLimitInsideAChunkSplitsItAndEveryReadingIsDeliveredOnce) {
   CHECK((*b)->readings.size() < 1100 && (*b)->readings.size() > 900);
 }
 
+// A batch at least half full closes before a chunk that would take it over its limit, rather
+// than split the chunk (a decode and two encodes); a batch less than half full still splits it.
+TEST(Store, ABatchHalfFullClosesBeforeAChunkThatDoesNotFitAndALessFullOneSplitsIt) {
+  Options o = StoreOptions(path(), &clock);
+  o.merge_target_readings = 1;  // no merge: one chunk per commit
+  auto store = OpenWith(o);
+  std::vector<Reading> in;
+  auto commit = [&](int n) {
+    std::vector<Reading> part;
+    for (int i = 0; i < n; ++i) {
+      const int k = static_cast<int>(in.size());
+      part.push_back(R("s" + std::to_string(k % 4), kHour0 + k * 1000, k * 0.25));
+      in.push_back(part.back());
+    }
+    CHECK_TRUE(store->WaitDurable(*store->Append(part)).ok());
+  };
+  commit(700);
+  commit(700);
+  commit(300);
+  commit(1100);
+  LONGS_EQUAL(4, store->GetStats().pending_chunks);
+  std::vector<Reading> out;
+  std::vector<size_t> sizes;
+  while (true) {
+    auto b = store->LeaseBatch(Policy(1200), true);
+    CHECK_TRUE_TEXT(b.ok(), b.status().ToString().c_str());
+    if (!b->has_value()) break;
+    sizes.push_back((*b)->readings.size());
+    out.insert(out.end(), (*b)->readings.begin(), (*b)->readings.end());
+    CHECK_TRUE(store->AckBatch((*b)->id, {}).ok());
+  }
+  // 700 (700 more would pass 1200; 700 is half full: closed), 700 + 300 (1100 more would pass
+  // it at 1000: closed), then the 1100 whole. Nothing was split: every chunk came from memory.
+  CHECK_TRUE((std::vector<size_t>{700, 1000, 1100}) == sizes);
+  CHECK_TRUE(in == out);
+  Stats st = store->GetStats();
+  LONGS_EQUAL(4, st.chunks_loaded_from_memory);
+  LONGS_EQUAL(0, st.chunks_loaded_decoded);
+  // Less than half full: 300 then 1100 with a limit of 1200 splits the 1100 (900 join the batch).
+  commit(300);
+  commit(1100);
+  auto b = store->LeaseBatch(Policy(1200), true);
+  CHECK_TRUE(b.ok() && b->has_value());
+  LONGS_EQUAL(1200, (*b)->readings.size());
+  CHECK_TRUE(std::vector<Reading>(in.end() - 1400, in.end() - 200) == (*b)->readings);
+  CHECK_TRUE(store->AckBatch((*b)->id, {}).ok());
+  b = store->LeaseBatch(Policy(1200), true);
+  CHECK_TRUE(b.ok() && b->has_value());
+  CHECK_TRUE(std::vector<Reading>(in.end() - 200, in.end()) == (*b)->readings);
+}
+
 TEST(Store, ASchemaVersion1DatabaseIsMigratedWithItsContent) {
   {
     sqlite3* db = nullptr;
