@@ -151,7 +151,8 @@ const Section<BatchPolicy>& BatchSection() {
     sec.title = "[batch]";
     sec.doc = "When a batch (one uploaded object) closes. A batch never spans two UTC hours of reading time.";
     sec.fields.push_back(IntField<BatchPolicy, uint64_t>("max_readings", &BatchPolicy::max_readings, 1, 10'000'000,
-        "Close a batch at this many readings."));
+        "Close a batch at this many readings. A batch at least half full closes before a stored chunk that would "
+        "take it over this limit (or `max_bytes`), rather than split the chunk."));
     sec.fields.push_back(SizeField<BatchPolicy>("max_bytes", &BatchPolicy::max_bytes, 1024, 1ull << 30,
         "Close a batch at this estimated uncompressed size."));
     sec.fields.push_back(DurationField<BatchPolicy>("max_age", &BatchPolicy::max_age_us, 0, 7 * kDay,
