@@ -91,7 +91,7 @@ Result<std::optional<uint64_t>> Store::Impl::ClaimReadings(const BatchPolicy& po
   // inside a chunk, the batch closes before that chunk if it is already at least half full;
   // otherwise the chunk is split: its first readings join the batch. A split decodes the chunk
   // and encodes both parts, which every batch paid when commit groups and batches were of
-  // similar sizes (docs/benchmarks.md, "batches that close before a chunk").
+  // similar sizes (docs/benchmarks.md, "a batch closes before a chunk").
   std::vector<size_t> take;  // indexes into pending_chunks
   uint64_t readings = 0, bytes = 0;
   bool full = false;
