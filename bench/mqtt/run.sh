@@ -12,7 +12,7 @@
 #                of QoS 0 and 1 and print REFSPEED, the agent's figure at the reference speed),
 #                COMMIT_READINGS (the drain's buffer.commit_readings; default: the agent's own),
 #                BATCH_READINGS (the drain's batch.max_readings; default 100000, the agent's own
-#                is 10000: docs/benchmarks.md, "a batch closes before a chunk")
+#                is 20000: docs/benchmarks.md, "a batch closes before a chunk")
 # For each scenario the broker is first loaded with the messages while the consumer is offline
 # (persistent session, max_queued_messages 0), then the consumer is started pinned to one core
 # (taskset -c 0; the broker runs on the other) and drains the queue. Measured: messages/s and
