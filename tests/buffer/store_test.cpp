@@ -426,8 +426,10 @@ std::unique_ptr<Store> OpenWith(Options o) {
   return std::move(*s);
 }
 
-// Leases and acknowledges everything (flushing partial batches), returning the readings and gaps.
-void Drain(Store& store, const BatchPolicy& policy, std::vector<Reading>* readings, std::vector<GapRecord>* gaps) {
+// Leases and acknowledges everything (flushing partial batches), returning the readings and gaps
+// and, when asked, the size of each batch of readings.
+void Drain(Store& store, const BatchPolicy& policy, std::vector<Reading>* readings, std::vector<GapRecord>* gaps,
+           std::vector<size_t>* sizes = nullptr) {
   while (true) {
     auto b = store.LeaseBatch(policy, true);
     CHECK_TRUE_TEXT(b.ok(), b.status().ToString().c_str());
@@ -435,6 +437,7 @@ void Drain(Store& store, const BatchPolicy& policy, std::vector<Reading>* readin
     if ((*b)->kind == BatchKind::kReadings) {
       readings->insert(readings->end(), (*b)->readings.begin(), (*b)->readings.end());
       gaps->insert(gaps->end(), (*b)->gaps.begin(), (*b)->gaps.end());
+      if (sizes) sizes->push_back((*b)->readings.size());
     }
     CHECK_TRUE(store.AckBatch((*b)->id, {}).ok());
   }
@@ -614,13 +617,7 @@ TEST(Store, ABatchLimitInsideAChunkSplitsItAndEveryReadingIsDeliveredOnce) {
   std::vector<Reading> out = claimed.readings;
   std::vector<GapRecord> gaps;
   std::vector<size_t> sizes;
-  while (true) {
-    auto b = store->LeaseBatch(Policy(1200), true);
-    if (!b->has_value()) break;
-    sizes.push_back((*b)->readings.size());
-    out.insert(out.end(), (*b)->readings.begin(), (*b)->readings.end());
-    CHECK_TRUE(store->AckBatch((*b)->id, {}).ok());
-  }
+  Drain(*store, Policy(1200), &out, &gaps, &sizes);
   CHECK_TRUE((std::vector<size_t>{1200, 1200, 1200, 200}) == sizes);
   CHECK_TRUE(in == out);
   // max_bytes splits too: ~80 estimated bytes per reading here.
@@ -654,15 +651,9 @@ TEST(Store, ABatchHalfFullClosesBeforeAChunkThatDoesNotFitAndALessFullOneSplitsI
   commit(1100);
   LONGS_EQUAL(4, store->GetStats().pending_chunks);
   std::vector<Reading> out;
+  std::vector<GapRecord> gaps;
   std::vector<size_t> sizes;
-  while (true) {
-    auto b = store->LeaseBatch(Policy(1200), true);
-    CHECK_TRUE_TEXT(b.ok(), b.status().ToString().c_str());
-    if (!b->has_value()) break;
-    sizes.push_back((*b)->readings.size());
-    out.insert(out.end(), (*b)->readings.begin(), (*b)->readings.end());
-    CHECK_TRUE(store->AckBatch((*b)->id, {}).ok());
-  }
+  Drain(*store, Policy(1200), &out, &gaps, &sizes);
   // 700 (700 more would pass 1200; 700 is half full: closed), 700 + 300 (1100 more would pass
   // it at 1000: closed), then the 1100 whole. Nothing was split: every chunk came from memory.
   CHECK_TRUE((std::vector<size_t>{700, 1000, 1100}) == sizes);
