@@ -40,16 +40,7 @@ cmake -S . -B "$BUILD_DIR" -DCMAKE_TOOLCHAIN_FILE="$ROOT/toolchains/$TRIPLE.cmak
   -DCMAKE_BUILD_TYPE="${BUILD_TYPE:-RelWithDebInfo}" -DEDGEPIPE_WERROR=ON "${flags[@]}" >/dev/null
 
 # Target names of the unit tests: the executables ctest would run for label `unit`.
-mapfile -t UNIT_TARGETS < <(cd "$BUILD_DIR" && ctest -N -L '^unit$' --show-only=json-v1 | python3 -c '
-import json, os, sys
-seen = []
-for t in json.load(sys.stdin)["tests"]:
-    cmd = t.get("command") or []
-    # With a cross emulator the command is [qemu, -L, sysroot, exe, args...].
-    exe = next((c for c in cmd if os.path.basename(os.path.dirname(c)) == "tests"), None)
-    if exe and os.path.basename(exe) not in seen:
-        seen.append(os.path.basename(exe))
-print("\n".join(seen))')
+mapfile -t UNIT_TARGETS < <(scripts/ctest-targets.sh "$BUILD_DIR" '^unit$')
 targets=(edgepipe)
 [ "$TEST" = 1 ] && targets+=("${UNIT_TARGETS[@]}")
 echo "cross-build: building ${targets[*]} for $ARCH"
