@@ -174,7 +174,7 @@ TEST(Property, InjectedFaultsAreAllCaughtAndNothingElse) {
                         }),
                         "type", "[validation.default]\ntype = \"reject\"\n");
     // Timestamps ahead of the clock beyond the skew.
-    ExpectExactlyCaught(Inject(seed, 20, 2, [now](const Reading& r, std::mt19937_64& g) {
+    ExpectExactlyCaught(Inject(seed, 20, 2, [&](const Reading& r, std::mt19937_64& g) {
                           Reading b = r;
                           b.ts_us = now + 60 * kSec + 1 + std::uniform_int_distribution<int64_t>(0, 86400 * kSec)(g);
                           return std::vector<Reading>{b};
