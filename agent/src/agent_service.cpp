@@ -263,6 +263,7 @@ Status Agent::Reload() {
                                 "configuration", pr.problems.size(), config_.file.c_str()));
     return InvalidArgumentError(StrFormat("%zu problems in %s", pr.problems.size(), config_.file.c_str()));
   }
+  for (const ConfigProblem& w : pr.warnings) EP_LOG_WARN(kLog, "reload: %s", w.ToString().c_str());
   // Live keys: applied when they differ from what runs now. Other keys: reported while they
   // differ from what the agent started with (they need a restart, however often one reloads).
   std::vector<ConfigChange> since_applied = DiffConfigText(config_text_applied_, text);

@@ -93,6 +93,11 @@ void Reporter::Add(const toml::source_region& where, std::string message) {
 
 void Reporter::AddNoLocation(std::string message) { problems_.push_back({file_, 0, 0, std::move(message)}); }
 
+void Reporter::Warn(const toml::source_region& where, std::string message) {
+  warnings_.push_back({file_, static_cast<int>(where.begin.line), static_cast<int>(where.begin.column),
+                       "warning: " + std::move(message)});
+}
+
 std::string Quote(std::string_view s) {
   std::string q = "\"";
   for (char c : s) {

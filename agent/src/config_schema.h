@@ -21,12 +21,15 @@ class Reporter {
   explicit Reporter(std::string file) : file_(std::move(file)) {}
   void Add(const toml::source_region& where, std::string message);
   void AddNoLocation(std::string message);
+  void Warn(const toml::source_region& where, std::string message);
   const std::string& file() const { return file_; }
   std::vector<ConfigProblem>& problems() { return problems_; }
+  std::vector<ConfigProblem>& warnings() { return warnings_; }
 
  private:
   std::string file_;
   std::vector<ConfigProblem> problems_;
+  std::vector<ConfigProblem> warnings_;
 };
 
 // "string \"abc\"", "integer 5", "table", ... for messages.

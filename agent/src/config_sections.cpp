@@ -154,7 +154,8 @@ const Section<BatchPolicy>& BatchSection() {
         "Close a batch at this many readings. A batch at least half full closes before a stored chunk that would "
         "take it over this limit (or `max_bytes`), rather than split the chunk (a decode and two encodes). Keep it "
         "at least twice `buffer.commit_readings`: a backlog drained at full rate commits groups of just over that "
-        "many, and a smaller batch splits one in every batch (~30 % more CPU at 10,000 against 20,000)."));
+        "many, and a smaller batch splits one in every batch (~30 % more CPU at 10,000 against 20,000); "
+        "`edgepipe check-config` and the agent's log warn when it is smaller."));
     sec.fields.push_back(SizeField<BatchPolicy>("max_bytes", &BatchPolicy::max_bytes, 1024, 1ull << 30,
         "Close a batch at this estimated uncompressed size."));
     sec.fields.push_back(DurationField<BatchPolicy>("max_age", &BatchPolicy::max_age_us, 0, 7 * kDay,

@@ -119,6 +119,7 @@ int CmdRun(const std::string& config_path, const std::string& state_dir, const s
     return kExitUsage;
   }
   SetLogLevel(level);
+  for (const ConfigProblem& w : pr.warnings) EP_LOG_WARN("config", "%s", w.ToString().c_str());
   int64_t duration_us = 0;
   if (!duration.empty()) {
     auto d = ParseDuration(duration);
@@ -160,8 +161,13 @@ int CmdCheckConfig(const std::string& path) {
     PrintProblems(pr.problems);
     return kExitConfig;
   }
+  for (const ConfigProblem& w : pr.warnings) fprintf(stderr, "%s\n", w.ToString().c_str());
   const Config& c = *pr.config;
-  printf("%s: OK (device %s, %zu source%s, buffer %s, destination %s)\n", path.c_str(), c.device.id.c_str(),
+  if (!pr.warnings.empty())
+    printf("%s: OK with %zu warning%s (device", path.c_str(), pr.warnings.size(), pr.warnings.size() == 1 ? "" : "s");
+  else
+    printf("%s: OK (device", path.c_str());
+  printf(" %s, %zu source%s, buffer %s, destination %s)\n", c.device.id.c_str(),
          c.sources.size(), c.sources.size() == 1 ? "" : "s", c.buffer.path.c_str(), c.upload.url.c_str());
   return 0;
 }

@@ -282,9 +282,44 @@ TEST(Config, SecretsComeFromFilesOrSystemdCredentials) {
   CHECK(r.status().message().find("s3cret") == std::string::npos);
 }
 
+TEST(Config, ABatchSmallerThanTwoGroupCommitsIsAWarningAtTheKeyThatSetsIt) {
+  // Set in the file: the warning points at batch.max_readings; the configuration still loads.
+  ParseResult r = ParseConfigText(With("[buffer]\ncommit_readings = 10000\n[batch]\nmax_readings = 5000\n"), "test.toml");
+  CHECK_TRUE(r.problems.empty());
+  CHECK_TRUE(r.config.has_value());
+  LONGS_EQUAL(5000, r.config->batch.max_readings);
+  LONGS_EQUAL(1, r.warnings.size());
+  STRCMP_EQUAL("test.toml", r.warnings[0].file.c_str());
+  LONGS_EQUAL(12, r.warnings[0].line);
+  LONGS_EQUAL(16, r.warnings[0].column);  // the value, as for problems
+  STRCMP_CONTAINS("warning: batch.max_readings (5000) is less than twice buffer.commit_readings (10000)",
+                  r.warnings[0].message.c_str());
+  STRCMP_CONTAINS("at least 20000", r.warnings[0].message.c_str());
+
+  // Only the group set (the batch keeps its default of 20,000): the warning points at the group.
+  r = ParseConfigText(With("[buffer]\ncommit_readings = 10001\n"), "test.toml");
+  CHECK_TRUE(r.config.has_value());
+  LONGS_EQUAL(1, r.warnings.size());
+  LONGS_EQUAL(10, r.warnings[0].line);
+  STRCMP_CONTAINS("batch.max_readings (20000) is less than twice buffer.commit_readings (10001)",
+                  r.warnings[0].message.c_str());
+
+  // Exactly twice, and the defaults, are fine.
+  r = ParseConfigText(With("[buffer]\ncommit_readings = 10000\n"), "test.toml");
+  CHECK_TRUE(r.config.has_value());
+  LONGS_EQUAL(0, r.warnings.size());
+  r = ParseConfigText(kMinimal, "test.toml");
+  LONGS_EQUAL(0, r.warnings.size());
+  // A configuration with problems has no warnings to add to them.
+  r = ParseConfigText(With("[batch]\nmax_readings = 5000\nmax_age = \"soon\"\n"), "test.toml");
+  CHECK_FALSE(r.config.has_value());
+  LONGS_EQUAL(0, r.warnings.size());
+}
+
 TEST(Config, EmbeddedDefaultIsValid) {
   ParseResult r = ParseConfigText(DefaultConfigText("/tmp/state"), "<embedded>");
   CHECK_TRUE(r.problems.empty());
+  CHECK_TRUE(r.warnings.empty());
   STRCMP_EQUAL("/tmp/state/buffer.db", r.config->buffer.path.c_str());
   STRCMP_EQUAL("/tmp/state/outbox", r.config->upload.path.c_str());
 }
@@ -295,7 +330,8 @@ TEST(Config, ShippedExamplesAreValid) {
     ParseResult r = LoadConfigFile(entry.path().string());
     std::string all;
     for (auto& p : r.problems) all += p.ToString() + "\n";
-    if (!r.problems.empty()) FAIL(all.c_str());
+    for (auto& p : r.warnings) all += p.ToString() + "\n";
+    if (!r.problems.empty() || !r.warnings.empty()) FAIL(all.c_str());
   }
 }
 

@@ -13,6 +13,7 @@
 #include <thread>
 
 #include "chunk_codec.h"
+#include "chunk_data.h"
 #include "edgepipe/core/log.h"
 #include "edgepipe/core/time_util.h"
 #include "test_util.h"
@@ -631,8 +632,10 @@ TEST(Store, ABatchLimitInsideAChunkSplitsItAndEveryReadingIsDeliveredOnce) {
 
 // A batch at least half full closes before a chunk that would take it over its limit, rather
 // than split the chunk (a decode and two encodes); a batch less than half full still splits it.
-TEST(Store, ABatchHalfFullClosesBeforeAChunkThatDoesNotFitAndALessFullOneSplitsIt) {
-  Options o = StoreOptions(path(), &clock);
+// Chunks of 700/700/300/1100 readings against a limit of 1200 readings' worth (`policy` sets it
+// by count or by estimated bytes), then 300/1100.
+static void CheckTheHalfFullRule(const std::string& path, ManualClock* clock, const BatchPolicy& policy) {
+  Options o = StoreOptions(path, clock);
   o.merge_target_readings = 1;  // no merge: one chunk per commit
   auto store = OpenWith(o);
   std::vector<Reading> in;
@@ -653,7 +656,7 @@ TEST(Store, ABatchHalfFullClosesBeforeAChunkThatDoesNotFitAndALessFullOneSplitsI
   std::vector<Reading> out;
   std::vector<GapRecord> gaps;
   std::vector<size_t> sizes;
-  Drain(*store, Policy(1200), &out, &gaps, &sizes);
+  Drain(*store, policy, &out, &gaps, &sizes);
   // 700 (700 more would pass 1200; 700 is half full: closed), 700 + 300 (1100 more would pass
   // it at 1000: closed), then the 1100 whole. Nothing was split: every chunk came from memory.
   CHECK_TRUE((std::vector<size_t>{700, 1000, 1100}) == sizes);
@@ -664,14 +667,25 @@ TEST(Store, ABatchHalfFullClosesBeforeAChunkThatDoesNotFitAndALessFullOneSplitsI
   // Less than half full: 300 then 1100 with a limit of 1200 splits the 1100 (900 join the batch).
   commit(300);
   commit(1100);
-  auto b = store->LeaseBatch(Policy(1200), true);
+  auto b = store->LeaseBatch(policy, true);
   CHECK_TRUE(b.ok() && b->has_value());
   LONGS_EQUAL(1200, (*b)->readings.size());
   CHECK_TRUE(std::vector<Reading>(in.end() - 1400, in.end() - 200) == (*b)->readings);
   CHECK_TRUE(store->AckBatch((*b)->id, {}).ok());
-  b = store->LeaseBatch(Policy(1200), true);
+  b = store->LeaseBatch(policy, true);
   CHECK_TRUE(b.ok() && b->has_value());
   CHECK_TRUE(std::vector<Reading>(in.end() - 200, in.end()) == (*b)->readings);
+}
+
+TEST(Store, ABatchHalfFullClosesBeforeAChunkThatDoesNotFitAndALessFullOneSplitsIt) {
+  CheckTheHalfFullRule(path(), &clock, Policy(1200));
+}
+
+TEST(Store, TheHalfFullRuleAppliesToTheByteLimitToo) {
+  BatchPolicy p = Policy(1'000'000);  // the count never limits
+  // Every reading of the scenario has the same estimate: a 2-byte sensor, "Cel", "test".
+  p.max_bytes = 1200 * edgepipe::buffer::EstimateReadingBytes(2, 3, 4, 0);
+  CheckTheHalfFullRule(path(), &clock, p);
 }
 
 TEST(Store, ASchemaVersion1DatabaseIsMigratedWithItsContent) {

@@ -163,6 +163,23 @@ interval = 5
   CHECK(r.err.find("4 problems found") != std::string::npos);
   // `run` refuses the same file with the same exit status.
   LONGS_EQUAL(78, RunProcess({EdgepipeBinary(), "run", "-c", f}).exit_code);
+
+  // A warning does not refuse the file: it is printed with its place, and the file is OK.
+  WriteFile(dir.Join("warn.toml"), R"([device]
+id = "gw-1"
+[buffer]
+commit_readings = 10000
+[batch]
+max_readings = 5000
+[upload]
+url = "file:///tmp/x"
+[[source]]
+type = "simulator"
+)");
+  r = RunProcess({EdgepipeBinary(), "check-config", dir.Join("warn.toml")});
+  LONGS_EQUAL(0, r.exit_code);
+  STRCMP_CONTAINS((dir.Join("warn.toml") + ":6:16: warning: batch.max_readings (5000) is less than twice").c_str(), r.err.c_str());
+  STRCMP_CONTAINS("OK with 1 warning (device gw-1", r.out.c_str());
 }
 
 TEST(EndToEnd, CliUsageErrorsExit64AndHelpWorks) {

@@ -129,9 +129,13 @@ struct Config {
 
 // Parses and checks a configuration. On failure every problem found is returned (not only the
 // first); a TOML syntax error stops parsing at that point.
+// A configuration with problems has no `config`. Warnings do not stop it: they name settings
+// that are accepted but probably not meant (the agent logs them at start and on reload,
+// `edgepipe check-config` prints them).
 struct ParseResult {
   std::optional<Config> config;
   std::vector<ConfigProblem> problems;
+  std::vector<ConfigProblem> warnings;
 };
 ParseResult ParseConfigText(const std::string& text, const std::string& file_name);
 ParseResult LoadConfigFile(const std::string& path);
