@@ -33,11 +33,14 @@ t0=$(date +%s)
 SYSROOT=${EDGEPIPE_SYSROOT:-$(scripts/make-sysroot.sh "$ARCH" | tail -1)}
 t1=$(date +%s)
 # -O2 without -g unless EDGEPIPE_DEBUG_INFO=1: the binary is shipped stripped, and debug info
-# makes the (emulated, CI-budgeted) build markedly slower.
-flags=()
-[ "${EDGEPIPE_DEBUG_INFO:-0}" = 1 ] || flags+=(-DCMAKE_CXX_FLAGS_RELWITHDEBINFO="-O2 -DNDEBUG" -DCMAKE_C_FLAGS_RELWITHDEBINFO="-O2 -DNDEBUG")
+# makes the (emulated, CI-budgeted) build markedly slower. Both values are passed explicitly, as
+# in scripts/test.d/10-native.sh, so that switching EDGEPIPE_DEBUG_INFO on or off in an existing
+# tree takes effect (a flag left out would keep its cached value).
+opt="-O2 -DNDEBUG"
+[ "${EDGEPIPE_DEBUG_INFO:-0}" = 1 ] && opt="-O2 -g -DNDEBUG"
 cmake -S . -B "$BUILD_DIR" -DCMAKE_TOOLCHAIN_FILE="$ROOT/toolchains/$TRIPLE.cmake" -DEDGEPIPE_SYSROOT="$SYSROOT" \
-  -DCMAKE_BUILD_TYPE="${BUILD_TYPE:-RelWithDebInfo}" -DEDGEPIPE_WERROR=ON "${flags[@]}" >/dev/null
+  -DCMAKE_BUILD_TYPE="${BUILD_TYPE:-RelWithDebInfo}" -DEDGEPIPE_WERROR=ON \
+  -DCMAKE_CXX_FLAGS_RELWITHDEBINFO="$opt" -DCMAKE_C_FLAGS_RELWITHDEBINFO="$opt" >/dev/null
 
 # Target names of the unit tests: the executables ctest would run for label `unit`.
 mapfile -t UNIT_TARGETS < <(scripts/ctest-targets.sh "$BUILD_DIR" '^unit$')

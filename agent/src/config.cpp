@@ -112,16 +112,16 @@ void WarnAboutCombinations(const Config& c, const toml::table& root, Reporter& r
   // than two groups splits a chunk in nearly every batch (docs/benchmarks.md: ~30 % more CPU).
   const uint64_t group = c.buffer.commit_max_readings;
   if (c.batch.max_readings < 2 * group) {
+    // At the key that sets the smaller batch, else at the larger group; without a place if the
+    // defaults themselves ever disagree.
     const toml::node* at = root.at_path("batch.max_readings").node();
     if (at == nullptr) at = root.at_path("buffer.commit_readings").node();
-    if (at != nullptr)
-      r.Warn(at->source(), StrFormat("batch.max_readings (%llu) is less than twice buffer.commit_readings (%llu): a "
-                                     "backlog drained at full rate then splits a stored chunk for nearly every batch, "
-                                     "which costs ~30 %% more CPU per reading; raise batch.max_readings to at least "
-                                     "%llu or lower buffer.commit_readings",
-                                     static_cast<unsigned long long>(c.batch.max_readings),
-                                     static_cast<unsigned long long>(group),
-                                     static_cast<unsigned long long>(2 * group)));
+    r.Warn(at != nullptr ? at->source() : toml::source_region{},
+           StrFormat("batch.max_readings (%llu) is less than twice buffer.commit_readings (%llu): a backlog drained "
+                     "at full rate then splits a stored chunk for nearly every batch, which costs ~30 %% more CPU "
+                     "per reading; raise batch.max_readings to at least %llu or lower buffer.commit_readings",
+                     static_cast<unsigned long long>(c.batch.max_readings), static_cast<unsigned long long>(group),
+                     static_cast<unsigned long long>(2 * group)));
   }
 }
 

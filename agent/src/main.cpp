@@ -163,11 +163,10 @@ int CmdCheckConfig(const std::string& path) {
   }
   for (const ConfigProblem& w : pr.warnings) fprintf(stderr, "%s\n", w.ToString().c_str());
   const Config& c = *pr.config;
-  if (!pr.warnings.empty())
-    printf("%s: OK with %zu warning%s (device", path.c_str(), pr.warnings.size(), pr.warnings.size() == 1 ? "" : "s");
-  else
-    printf("%s: OK (device", path.c_str());
-  printf(" %s, %zu source%s, buffer %s, destination %s)\n", c.device.id.c_str(),
+  const std::string ok = pr.warnings.empty() ? "OK"
+                                             : StrFormat("OK with %zu warning%s", pr.warnings.size(),
+                                                         pr.warnings.size() == 1 ? "" : "s");
+  printf("%s: %s (device %s, %zu source%s, buffer %s, destination %s)\n", path.c_str(), ok.c_str(), c.device.id.c_str(),
          c.sources.size(), c.sources.size() == 1 ? "" : "s", c.buffer.path.c_str(), c.upload.url.c_str());
   return 0;
 }
